@@ -1,0 +1,31 @@
+# One command each for the main job and the tests; both do their own set-up.
+PY      := .venv/bin/python
+FMNIST  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+STAMP   := .venv/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: demo test lint data setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@rm -f .venv/.installed-*; touch $@
+
+# Fashion-MNIST comes from Debian's package; without root or apt this warns and goes on.
+data:
+	@test -f $(FMNIST) || { (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
+	  || echo "warning: could not install dataset-fashion-mnist; set AIGC_DATA to a folder with the idx files"; }
+
+demo: setup data
+	$(PY) -m aigc train fashion-dcgan --out runs/demo
+	@echo "Look at: runs/demo/samples.png, runs/demo/curves.png, runs/demo/report.md"
+
+test: setup data
+	$(PY) -m pytest -q -x --durations=15
+
+lint: setup
+	$(PY) -m ruff check src tests benchmarks
+
+clean:
+	rm -rf runs .aigc-cache

@@ -1,0 +1,156 @@
+"""`aigc ...` sub-commands: argument parsing and calls into the Python API, nothing more."""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, UserError, closest
+
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one line (exit 2) with a suggestion."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        m = re.search(r"unrecognized arguments: (\S+)", message)
+        if m:
+            opts = [o for a in self._actions for o in a.option_strings]
+            guess = closest(m.group(1).split("=")[0], opts)
+            if guess:
+                message += f" (did you mean {guess}?)"
+        m = re.search(r"invalid choice: '([^']+)'", message)
+        if m and self._subparsers is not None:
+            choices = [c for a in self._subparsers._group_actions for c in (a.choices or {})]
+            guess = closest(m.group(1), choices)
+            message = f"unknown command '{m.group(1)}'" + (f" (did you mean '{guess}'?)" if guess else "")
+        print(f"error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+# ---------------------------------------------------------------- commands
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .config import recipe_names, recipe_text
+
+    for name in recipe_names():
+        data = yaml.safe_load(recipe_text(name)) or {}
+        desc = str(data.get("description", "")).strip().splitlines()
+        print(f"{name:24s} {desc[0] if desc else ''}")
+    return 0
+
+
+def _train_config(args: argparse.Namespace):
+    from .config import load_config
+    from .train.loop import read_run_config
+
+    overrides = list(args.set or [])
+    if args.steps is not None:
+        overrides.append(f"train.steps={args.steps}")
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    if args.spec is None:
+        if not (args.resume and args.out and (Path(args.out) / "config.yaml").is_file()):
+            raise ConfigError("no recipe or config given", "e.g. `aigc train fashion-gan`; see `aigc recipes`")
+        return load_config(read_run_config(Path(args.out)).to_dict(), overrides)
+    return load_config(args.spec, overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    cfg = _train_config(args)
+    if args.quiet:
+        cfg.train.progress = False
+    if args.out:
+        out = Path(args.out)
+    else:
+        if not RUN_NAME.match(cfg.name):
+            raise ConfigError(f"run name '{cfg.name}' is not a plain folder name",
+                              "use letters, digits, '.', '_' and '-' only, or give --out")
+        out = Path("runs") / cfg.name
+    result = train(cfg, out, resume=args.resume, echo=(lambda m: None) if args.quiet else print)
+    if not args.quiet:
+        print(f"run saved in {result.run_dir}: samples.png, curves.png, report.md, checkpoints/")
+    return 130 if result.interrupted else 0
+
+
+def sample_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Only the options the user set, so each family receives what it understands."""
+    opts: dict[str, Any] = {}
+    if args.label:
+        opts["labels"] = args.label
+    if args.no_ema:
+        opts["ema"] = False
+    return opts
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .api import load
+    from .io import save_samples
+
+    if args.n <= 0:
+        raise ConfigError(f"--n is {args.n}", "ask for at least one sample")
+    loaded = load(args.run_dir, args.checkpoint)
+    samples = loaded.sample(args.n, seed=args.seed, **sample_options(args))
+    if loaded.modality == "image" or args.out:
+        default = Path(args.run_dir) / ("sample.npz" if args.format == "npz" else "sample.png")
+        path = save_samples(samples, Path(args.out) if args.out else default, fmt=args.format)
+        print(f"wrote {len(samples)} samples to {path}")
+    else:
+        print("\n".join(samples))
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+def build_parser() -> Parser:
+    p = Parser(prog="aigc", description="Train generative models on your own data, measure them, use them.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    r = sub.add_parser("recipes", help="list the named, ready-to-run configs")
+    r.set_defaults(func=cmd_recipes)
+
+    t = sub.add_parser("train", help="train a recipe or a YAML config into a run directory")
+    t.add_argument("spec", nargs="?", help="recipe name (see `aigc recipes`) or path to a YAML config")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.lr=1e-4")
+    t.add_argument("--steps", type=int, help="training steps (train.steps)")
+    t.add_argument("--seed", type=int, help="random seed")
+    t.add_argument("--out", help="run directory (default: runs/NAME)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s.add_argument("run_dir", help="a run directory written by `aigc train`")
+    s.add_argument("--n", type=int, default=16, help="how many samples")
+    s.add_argument("--seed", type=int, help="random seed (same seed, same samples)")
+    s.add_argument("--label", action="append", help="class name or index (conditional models; repeat for several)")
+    s.add_argument("--out", help="output file (.png grid, .npz arrays or .txt)")
+    s.add_argument("--format", choices=["png", "npz", "txt"], help="output format (default from --out's suffix)")
+    s.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
+    s.add_argument("--no-ema", action="store_true", help="sample the raw generator instead of its EMA")
+    s.set_defaults(func=cmd_sample)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,278 @@
+"""Run configs: dataclasses with a YAML round-trip, `--set a.b=c` overrides and named recipes."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError, closest, unknown
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from and how it is shaped before training."""
+
+    source: str = "fashion-mnist"     # name or prefix:PATH (fashion-mnist, digits, folder:DIR, ...)
+    root: str | None = None           # folder holding the files of a named dataset
+    image_size: int | None = None     # square side after resize/crop; None keeps the source's
+    channels: int | None = None       # 1 (grayscale) or 3 (RGB); None keeps the source's
+    crop: str = "center"              # center | random | none: how non-square images become square
+    limit: int | None = None          # use only the first N training items (quick runs)
+    block_size: int = 64              # text: window length for continuous text
+    test_fraction: float = 0.1        # used only where the source has no test split
+    split_seed: int = 3407
+
+    def check(self) -> None:
+        _positive(self, "data", "image_size", "limit", "block_size")
+        if self.channels not in (None, 1, 3):
+            raise ConfigError(f"data.channels is {self.channels}", "use 1 (grayscale) or 3 (RGB)")
+        if self.crop not in ("center", "random", "none"):
+            raise ConfigError(f"data.crop is '{self.crop}'", "use center, random or none")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ConfigError(f"data.test_fraction is {self.test_fraction}", "use a value in [0, 1)")
+
+
+@dataclass
+class TrainConfig:
+    """The loop's settings; the maths of each step belongs to the model."""
+
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    weight_decay: float = 0.0
+    log_every: int = 50               # steps between metrics.jsonl / TensorBoard rows
+    sample_every: int = 500           # steps between sample grids from fixed noise (0: never)
+    ckpt_every: int = 1000            # steps between checkpoints (a final one is always written)
+    keep_last: int = 3                # checkpoints kept on disk
+    threads: int | None = None        # torch intra-op threads; None: all cores
+    eval_every: int = 0               # steps between cheap evaluations (0: never)
+    eval_n: int = 2000                # samples per cheap evaluation
+    max_rollbacks: int = 3            # non-finite losses: rollbacks (lr halved) before giving up
+    progress: bool = True             # tqdm bar
+
+    def check(self) -> None:
+        _positive(self, "train", "steps", "batch_size", "log_every", "keep_last", "threads", "eval_n")
+        _non_negative(self, "train", "sample_every", "ckpt_every", "eval_every", "max_rollbacks",
+                      "weight_decay")
+        if not self.lr > 0:
+            raise ConfigError(f"train.lr is {self.lr}", "use a positive learning rate such as 2e-4")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"train.betas is {self.betas}", "use two numbers in [0, 1), e.g. [0.5, 0.999]")
+
+
+@dataclass
+class Config:
+    """Everything needed to rebuild and retrain a run."""
+
+    name: str = "run"
+    description: str = ""
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "gan-mlp"})
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def check(self) -> None:
+        self.data.check()
+        self.train.check()
+        model_config(self.model)  # validates the model section against its family's dataclass
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def _positive(obj: Any, section: str, *names: str) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        if v is not None and v <= 0:
+            raise ConfigError(f"{section}.{n} is {v}", "it must be a positive number")
+
+
+def _non_negative(obj: Any, section: str, *names: str) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        if v is not None and v < 0:
+            raise ConfigError(f"{section}.{n} is {v}", "it must be zero or more")
+
+
+# ---------------------------------------------------------------- dict -> dataclass
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check (and gently convert) one value against a type hint."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(e)
+        raise errors[0]
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if tp is Any:
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} is {value!r}", "it must be a list, e.g. [1, 2]")
+        (item,) = typing.get_args(tp)[:1] or (Any,)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} is {value!r}", "it must be a mapping of keys to values")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} is {value!r}", "it must be true or false")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where} is {value!r}", "it must be a whole number")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)  # YAML reads 1e-4 (no dot) as a string
+            except ValueError:
+                pass
+        raise ConfigError(f"{where} is {value!r}", "it must be a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where} is {value!r}", "it must be text")
+    return value
+
+
+def from_dict(cls: type, data: Any, where: str = "config") -> Any:
+    """Build dataclass `cls` from a mapping; unknown keys and wrong types are ConfigErrors."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} is {data!r}", "it must be a mapping of keys to values")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            guess = closest(str(key), fields)
+            hint = f"did you mean '{guess}'?" if guess else f"known keys: {', '.join(fields)}"
+            raise ConfigError(f"unknown key '{_join(where, key)}'", hint)
+    kwargs = {k: _coerce(v, hints[k], _join(where, k)) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _join(where: str, key: Any) -> str:
+    return str(key) if where == "config" else f"{where}.{key}"
+
+
+def model_config(model: dict[str, Any]) -> Any:
+    """The model section as its family's config dataclass (validated)."""
+    from .registry import MODELS
+
+    if not isinstance(model, dict) or "name" not in model:
+        raise ConfigError("the model section has no 'name'", "add e.g. `model: {name: dcgan}`")
+    cls = MODELS.get(str(model["name"]))
+    params = {k: v for k, v in model.items() if k != "name"}
+    cfg = from_dict(cls.Config, params, "model")
+    if hasattr(cfg, "check"):
+        cfg.check()
+    return cfg
+
+
+# ---------------------------------------------------------------- recipes and overrides
+
+def recipe_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("aigc.recipes").iterdir() if p.name.endswith(".yaml"))
+
+
+def recipe_text(name: str) -> str:
+    path = resources.files("aigc.recipes") / f"{name}.yaml"
+    if not path.is_file():
+        raise unknown("recipe", name, recipe_names())
+    return path.read_text(encoding="utf-8")
+
+
+def _parse_yaml(text: str, where: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{where} is not valid YAML{at}", "fix the syntax (indentation, colons)") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} holds {type(data).__name__}, not a mapping", "write `key: value` lines")
+    return data
+
+
+def raw_config(spec: str) -> dict[str, Any]:
+    """A recipe name or a YAML file path, as a plain dict."""
+    path = Path(spec)
+    if spec.endswith((".yaml", ".yml")) or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"config file {spec} does not exist", "check the path, or name a recipe")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {spec} is not UTF-8 text", "save it as UTF-8 YAML") from None
+        return _parse_yaml(text, f"config file {spec}")
+    return _parse_yaml(recipe_text(spec), f"recipe {spec}")
+
+
+def set_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one `a.b=c` to a nested dict; the value is parsed as YAML (numbers, lists, true)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r} has no '='", "write it as key.sub=value, e.g. train.steps=500")
+    key, _, text = assignment.partition("=")
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"--set {assignment!r} names no key", "write it as key.sub=value")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    node = data
+    for p in parts[:-1]:
+        child = node.get(p)
+        if child is None:
+            child = node[p] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: '{p}' is a value, not a section", "check the key path")
+        node = child
+    node[parts[-1]] = value
+
+
+def load_config(spec: str | dict[str, Any], overrides: list[str] | None = None) -> Config:
+    """Recipe name, YAML path or dict, plus `a.b=c` overrides -> a checked Config."""
+    data = copy.deepcopy(spec) if isinstance(spec, dict) else raw_config(spec)
+    for item in overrides or []:
+        set_override(data, item)
+    cfg = from_dict(Config, data)
+    cfg.check()
+    return cfg

@@ -1,0 +1,214 @@
+"""GANs: the document's MLP GAN and DCGAN, with BCE, WGAN-GP and hinge losses, EMA, labels."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..data.images import from_signed, to_signed
+from ..errors import ConfigError
+from ..registry import GAN_LOSSES, MODELS
+from .base import GenerativeModel
+from .ema import EMA
+from .gan_nets import DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator
+
+# ---------------------------------------------------------------- losses
+
+
+class GANLoss:
+    """d_loss(real logits, fake logits) and g_loss(fake logits); `penalty` asks for WGAN-GP."""
+
+    penalty = False
+
+    def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@GAN_LOSSES.register("bce")
+class NonSaturatingBCE(GANLoss):
+    """The document's BCE: D tells real (1) from fake (0); G maximises log D(G(z))."""
+
+    def d_loss(self, real, fake):
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+    def g_loss(self, fake):
+        return F.softplus(-fake).mean()
+
+
+@GAN_LOSSES.register("wgan-gp")
+class WassersteinGP(GANLoss):
+    """The document's L_D = -mean(D(x) - D(G(z))), L_G = -mean(D(G(z))), plus a gradient penalty."""
+
+    penalty = True
+
+    def d_loss(self, real, fake):
+        return -(real.mean() - fake.mean())
+
+    def g_loss(self, fake):
+        return -fake.mean()
+
+
+@GAN_LOSSES.register("hinge")
+class Hinge(GANLoss):
+    def d_loss(self, real, fake):
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+    def g_loss(self, fake):
+        return -fake.mean()
+
+
+def gradient_penalty(d, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """Gulrajani et al. 2017: (||grad D(x_hat)|| - 1)^2 at per-sample interpolates."""
+    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)))
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(d(x_hat, y).sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1.0).pow(2).mean()
+
+
+# ---------------------------------------------------------------- the family
+
+
+@dataclass
+class GANConfig:
+    z_dim: int = 100
+    loss: str = "bce"              # bce | wgan-gp | hinge
+    n_critic: int = 1              # discriminator updates per generator update
+    gp_weight: float = 10.0
+    conditional: bool = False      # label-conditional G (embedding) and D (projection)
+    embed_dim: int = 32
+    spectral_norm: bool = False
+    ema: float = 0.999             # generator EMA decay, used for sampling (0: off)
+    lr_g: float | None = None      # per-network learning rates (default: train.lr)
+    lr_d: float | None = None
+
+    def check(self) -> None:
+        GAN_LOSSES.get(self.loss)
+        if self.z_dim <= 0 or self.n_critic <= 0 or self.embed_dim <= 0:
+            raise ConfigError("model.z_dim, n_critic and embed_dim must be positive", "fix the model section")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"model.ema is {self.ema}", "use a decay in [0, 1), e.g. 0.999, or 0 to turn it off")
+
+
+@dataclass
+class MLPGANConfig(GANConfig):
+    g_hidden: list[int] = field(default_factory=lambda: [128, 256, 512])
+    d_hidden: list[int] = field(default_factory=lambda: [512, 256, 128])
+    activation: str = "relu"       # relu (the document) | leaky_relu
+
+    def check(self) -> None:
+        super().check()
+        if self.activation not in ("relu", "leaky_relu"):
+            raise ConfigError(f"model.activation is '{self.activation}'", "use relu or leaky_relu")
+
+
+@dataclass
+class DCGANConfig(GANConfig):
+    channels: int = 32             # width of the first D / last G conv; doubles per resolution step
+
+
+class GAN(GenerativeModel):
+    """Alternating updates: one D step per training step, one G step every n_critic steps."""
+
+    modality = "image"
+
+    def __init__(self, cfg: GANConfig, meta: dict[str, Any]):
+        super().__init__(cfg, meta)
+        self.shape = list(meta["shape"])
+        self.num_classes = int(meta.get("num_classes") or 0) if cfg.conditional else 0
+        if cfg.conditional and not self.num_classes:
+            raise ConfigError("model.conditional is true but the data has no labels",
+                              "use labelled data (sub-folders or y) or set model.conditional=false")
+        self.G, self.D = self.build_nets(cfg)
+        self.loss = GAN_LOSSES.get(cfg.loss)()
+        self.g_ema = EMA(self.G, cfg.ema) if cfg.ema > 0 else None
+
+    def build_nets(self, cfg):
+        raise NotImplementedError
+
+    def configure_optimizers(self, train: Any) -> dict[str, torch.optim.Optimizer]:
+        betas = tuple(train.betas)
+        return {
+            "d": torch.optim.Adam(self.D.parameters(), lr=self.cfg.lr_d or train.lr, betas=betas,
+                                  weight_decay=train.weight_decay),
+            "g": torch.optim.Adam(self.G.parameters(), lr=self.cfg.lr_g or train.lr, betas=betas,
+                                  weight_decay=train.weight_decay),
+        }
+
+    def training_step(self, batch, opts, step):
+        x = to_signed(batch["x"])
+        y = batch.get("y") if self.num_classes else None
+        z = torch.randn(x.shape[0], self.cfg.z_dim)
+        fake = self.G(z, y)  # one generator forward, reused by the D and the G update
+
+        # D on real and fake in one forward (D has no batch norm, so this equals two forwards).
+        both = self.D(torch.cat([x, fake.detach()]), None if y is None else torch.cat([y, y]))
+        d_real, d_fake = both.chunk(2)
+        d_loss = self.loss.d_loss(d_real, d_fake)
+        logs = {"d_loss": d_loss.detach(), "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
+        if self.loss.penalty:
+            gp = gradient_penalty(self.D, x, fake.detach(), y)
+            d_loss = d_loss + self.cfg.gp_weight * gp
+            logs["gp"] = gp.detach()
+        opts["d"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        opts["d"].step()
+
+        if step % self.cfg.n_critic == 0:
+            self.D.requires_grad_(False)  # G's backward needs no D weight gradients
+            g_loss = self.loss.g_loss(self.D(fake, y))
+            opts["g"].zero_grad(set_to_none=True)
+            g_loss.backward()
+            opts["g"].step()
+            self.D.requires_grad_(True)
+            if self.g_ema is not None:
+                self.g_ema.update(self.G, step // self.cfg.n_critic)
+            logs["g_loss"] = g_loss.detach()
+        return logs
+
+    @torch.no_grad()
+    def sample(self, n: int, *, labels: Any = None, generator: torch.Generator | None = None,
+               ema: bool = True) -> torch.Tensor:
+        """n images as float [n, C, H, W] in [0, 1]; labels by index or name for conditional models."""
+        y = self.resolve_labels(labels, n)
+        net = self.g_ema.shadow if (ema and self.g_ema is not None) else self.G
+        was_training = net.training
+        net.eval()
+        out = []
+        for start in range(0, n, 1024):
+            m = min(1024, n - start)
+            z = torch.randn(m, self.cfg.z_dim, generator=generator)
+            out.append(from_signed(net(z, None if y is None else y[start:start + m])))
+        net.train(was_training)
+        return torch.cat(out) if out else torch.empty(0, *self.shape)
+
+
+@MODELS.register("gan-mlp")
+class MLPGAN(GAN):
+    """The document's worked example: z=100, G 128-256-512 ReLU -> tanh, D 512-256-128 ReLU -> 1."""
+
+    Config = MLPGANConfig
+
+    def build_nets(self, cfg: MLPGANConfig):
+        g = MLPGenerator(cfg.z_dim, self.shape, cfg.g_hidden, self.num_classes, cfg.embed_dim, cfg.activation)
+        d = MLPDiscriminator(self.shape, cfg.d_hidden, self.num_classes, cfg.activation, cfg.spectral_norm)
+        return g, d
+
+
+@MODELS.register("dcgan")
+class DCGAN(GAN):
+    """Convolutional G (transposed convs + batch norm) and D (strided convs), Radford et al. 2016."""
+
+    Config = DCGANConfig
+
+    def build_nets(self, cfg: DCGANConfig):
+        g = DCGenerator(cfg.z_dim, self.shape, cfg.channels, self.num_classes, cfg.embed_dim)
+        d = DCDiscriminator(self.shape, cfg.channels, self.num_classes, cfg.spectral_norm)
+        for m in [*g.modules(), *d.modules()]:  # DCGAN init: N(0, 0.02) weights
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)) and not cfg.spectral_norm:
+                torch.nn.init.normal_(m.weight, 0.0, 0.02)
+        return g, d

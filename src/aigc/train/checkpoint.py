@@ -1,0 +1,218 @@
+"""Checkpoints: safetensors for tensors, JSON for the rest, written atomically, verified on load."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import struct
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import CheckpointError
+
+COMPLETE = "COMPLETE"
+PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle"}
+MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit is 100 MB; we check before reading it
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_write(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def check_safetensors(path: Path) -> None:
+    """Refuse a file that is not safetensors, or whose header lies, before any large allocation."""
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointError(f"{path} is a pickle file; aigc never unpickles files (they can run code)",
+                              "convert it to safetensors in a trusted environment")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise CheckpointError(f"{path} is truncated (no safetensors header)", "use an intact copy")
+            (n,) = struct.unpack("<Q", head)
+            if n > MAX_HEADER or 8 + n > size:
+                raise CheckpointError(f"{path} has a header of {n} bytes in a {size}-byte file",
+                                      "the file is damaged or not safetensors")
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"cannot read {path} as safetensors: {e}", "use an intact safetensors file") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} has a malformed safetensors header", "use an intact file")
+    body = size - 8 - n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            start, end = info["data_offsets"]
+            numel = 1
+            for d in info["shape"]:
+                if not isinstance(d, int) or d < 0:
+                    raise ValueError
+                numel *= d
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{path}: tensor '{name}' has a malformed entry", "use an intact file") from None
+        if not (0 <= start <= end <= body) or numel > body:
+            raise CheckpointError(f"{path}: tensor '{name}' claims data past the end of the file",
+                                  "the file is damaged or was crafted; use an intact copy")
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    check_safetensors(path)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"cannot load {path}: {e}", "use an intact safetensors file") from None
+
+
+def optimizer_tensors(opts: dict[str, torch.optim.Optimizer]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Optimizer states as flat tensors (for safetensors) and param groups (for JSON)."""
+    tensors, groups = {}, {}
+    for name, opt in opts.items():
+        sd = opt.state_dict()
+        for pid, state in sd["state"].items():
+            for key, value in state.items():
+                t = value if torch.is_tensor(value) else torch.tensor(value)
+                tensors[f"{name}/{pid}/{key}"] = t.detach().clone().contiguous()
+        groups[name] = sd["param_groups"]
+    return tensors, groups
+
+
+def restore_optimizers(opts: dict[str, torch.optim.Optimizer], tensors: dict[str, torch.Tensor],
+                       groups: dict[str, Any]) -> None:
+    for name, opt in opts.items():
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            owner, pid, field = key.split("/", 2)
+            if owner == name:
+                state.setdefault(int(pid), {})[field] = value
+        opt.load_state_dict({"state": state, "param_groups": groups[name]})
+
+
+def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, opts: dict[str, torch.optim.Optimizer],
+                    state: dict[str, Any], keep_last: int = 3) -> Path:
+    """Write checkpoints/step-N under a temporary name, COMPLETE last, then rename into place."""
+    root = Path(run_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:08d}"
+    tmp = root / f".tmp-step-{step:08d}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise CheckpointError(f"refusing to save non-finite weights ({bad[0]})", "training diverged")
+        save_file(_unshare(weights), str(tmp / "model.safetensors"))
+        opt_t, groups = optimizer_tensors(opts)
+        opt_t["rng/torch"] = torch.get_rng_state()
+        save_file(opt_t, str(tmp / "optim.safetensors"))
+        files = {f: _sha256(tmp / f) for f in ("model.safetensors", "optim.safetensors")}
+        _fsync_write(tmp / "state.json", json.dumps({**state, "step": step, "param_groups": groups,
+                                                      "sha256": files}, indent=1))
+        _fsync_write(tmp / COMPLETE, "ok\n")
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"could not write checkpoint {final}: {e.strerror or e}",
+                              "free disk space or choose a writable --out; earlier checkpoints are intact") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in list_checkpoints(run_dir)[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _unshare(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """safetensors refuses tensors sharing memory (tied weights): store each once as its own copy."""
+    seen: dict[int, str] = {}
+    out = {}
+    for k, v in tensors.items():
+        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
+        out[k] = v.clone() if ptr in seen and ptr != -1 else v
+        seen.setdefault(ptr, k)
+    return out
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first; a directory without COMPLETE does not exist."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("step-*") if (p / COMPLETE).is_file())
+
+
+def verify(ckpt: Path) -> dict[str, Any]:
+    """state.json of a checkpoint whose files match their recorded checksums; else CheckpointError."""
+    try:
+        state = json.loads((ckpt / "state.json").read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{ckpt}/state.json is unreadable: {e}", "the checkpoint is damaged") from None
+    for name, digest in state.get("sha256", {}).items():
+        path = ckpt / name
+        if not path.is_file() or _sha256(path) != digest:
+            raise CheckpointError(f"{path} does not match its checksum", "the checkpoint is damaged")
+    return state
+
+
+def find_checkpoint(run_dir: Path, which: str = "latest", warn=print) -> Path | None:
+    """The newest intact checkpoint (damaged ones are reported and skipped), or a named one."""
+    ckpts = list_checkpoints(run_dir)
+    if which not in ("latest", "best"):
+        path = Path(run_dir) / "checkpoints" / which
+        if path not in ckpts:
+            raise CheckpointError(f"no complete checkpoint {which} in {run_dir}",
+                                  f"available: {', '.join(p.name for p in ckpts) or 'none'}")
+        verify(path)
+        return path
+    if which == "best":
+        best = Path(run_dir) / "checkpoints" / "best.json"
+        if best.is_file():
+            try:
+                name = json.loads(best.read_text())["checkpoint"]
+                if (Path(run_dir) / "checkpoints" / name) in ckpts:
+                    return find_checkpoint(run_dir, name, warn)
+            except (OSError, ValueError, KeyError, CheckpointError):
+                pass
+    for ckpt in reversed(ckpts):
+        try:
+            verify(ckpt)
+            return ckpt
+        except CheckpointError as e:
+            warn(f"warning: skipping damaged checkpoint {ckpt.name}: {e}")
+    return None
+
+
+def load_checkpoint(ckpt: Path, model: torch.nn.Module,
+                    opts: dict[str, torch.optim.Optimizer] | None = None) -> dict[str, Any]:
+    """Load weights (and optimizer + RNG state when opts are given); returns state.json."""
+    state = verify(ckpt)
+    weights = read_tensors(ckpt / "model.safetensors")
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{ckpt} does not fit this model (missing {missing[:2]}, unexpected {unexpected[:2]})",
+                              "load it with the config.yaml of the run that wrote it")
+    if opts is not None:
+        opt_t = read_tensors(ckpt / "optim.safetensors")
+        torch.set_rng_state(opt_t.pop("rng/torch"))
+        restore_optimizers(opts, opt_t, state["param_groups"])
+    return state

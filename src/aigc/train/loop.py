@@ -1,0 +1,311 @@
+"""The generic loop: steps, logging, sample grids, checkpoints, exact resume, recovery from NaNs.
+
+It knows a model only through the protocol in models/base.py and never branches on the family.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from ..config import Config, from_dict
+from ..data import Dataset, load_dataset
+from ..errors import ConfigError, TrainingDiverged
+from ..io import atomic_write, save_samples
+from ..models.base import GenerativeModel, build_model, count_parameters
+from .checkpoint import find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from .report import plot_curves, read_metrics, write_report
+
+SAMPLE_SEED_OFFSET = 12345  # fixed noise for progress grids, independent of the training RNG
+Evaluator = Callable[[GenerativeModel, Dataset], dict[str, float]]
+
+
+class BatchOrder:
+    """Data order as a pure function of the step: epoch e uses permutation seeded (seed, e).
+
+    Resuming at step s therefore replays exactly the batches an uninterrupted run would see.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.batch = n, min(batch_size, n)
+        self.per_epoch = n // self.batch
+        self.seed = seed
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.int64)
+
+    def indices(self, step: int) -> torch.Tensor:
+        epoch, pos = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
+        return self._perm[pos * self.batch:(pos + 1) * self.batch]
+
+
+@dataclass
+class Result:
+    run_dir: Path
+    step: int
+    interrupted: bool
+    seconds: float
+
+
+class _Interrupt:
+    """First Ctrl-C asks the loop to stop after the current step; a second one stops at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        if hasattr(signal, "SIGINT") and _main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def read_run_config(run_dir: Path) -> Config:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)", "give the folder `aigc train` wrote")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}", "restore the run's config.yaml") from None
+    cfg = from_dict(Config, data)
+    cfg.check()
+    return cfg
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run_dir: Path, *, resume: bool = False, data: Dataset | None = None,
+                 evaluator: Evaluator | None = None, echo: Callable[[str], None] = print):
+        self.cfg, self.run_dir, self.echo = cfg, Path(run_dir), echo
+        self.evaluator = evaluator
+        self._check_run_dir(resume)
+        torch.set_num_threads(cfg.train.threads or os.cpu_count() or 1)
+        torch.manual_seed(cfg.seed)
+        self.data = data or load_dataset(cfg.data)
+        self.model = build_model(cfg.model, self.data.meta)
+        if self.model.modality != self.data.modality:
+            raise ConfigError(f"model {cfg.model['name']} makes {self.model.modality} but {cfg.data.source} "
+                              f"holds {self.data.modality}", "pick a model for this kind of data")
+        self.opts = self.model.configure_optimizers(cfg.train)
+        self.order = BatchOrder(len(self.data), cfg.train.batch_size, cfg.seed)
+        self.step, self.lr_scale, self.rollbacks, self.best = 0, 1.0, 0, None
+        self.elapsed = 0.0
+        ckpt = find_checkpoint(self.run_dir, warn=echo) if resume else None
+        if ckpt is not None:
+            self._restore(ckpt)
+            echo(f"resuming {self.run_dir} from {ckpt.name}")
+        self._write_run_files()
+
+    # ------------------------------------------------------------ set-up
+
+    def _check_run_dir(self, resume: bool) -> None:
+        if not resume and list_checkpoints(self.run_dir):
+            raise ConfigError(f"{self.run_dir} already holds a trained run",
+                              "add --resume to continue it, or choose another --out")
+        if resume and (self.run_dir / "config.yaml").is_file():
+            saved = read_run_config(self.run_dir)
+            for section in ("data", "model", "seed"):
+                if getattr(saved, section) != getattr(self.cfg, section):
+                    raise ConfigError(f"--resume cannot change '{section}' of {self.run_dir}",
+                                      "resume with the same settings, or start a new run with another --out")
+
+    def _write_run_files(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.run_dir / "config.yaml", lambda p: p.write_text(self.cfg.to_yaml(), encoding="utf-8"))
+        atomic_write(self.run_dir / "data.json",
+                     lambda p: p.write_text(json.dumps(self.data.meta, indent=1, ensure_ascii=False)))
+
+    def _restore(self, ckpt: Path) -> None:
+        state = load_checkpoint(ckpt, self.model, self.opts)
+        self.step = state["step"]
+        self.lr_scale = state.get("lr_scale", 1.0)
+        self.rollbacks = state.get("rollbacks", 0)
+        self.best = state.get("best")
+        self.elapsed = state.get("elapsed", 0.0)
+
+    def _state(self) -> dict[str, Any]:
+        return {"lr_scale": self.lr_scale, "rollbacks": self.rollbacks, "best": self.best,
+                "elapsed": self.elapsed, "data_order": {"seed": self.cfg.seed, "batch": self.order.batch},
+                "torch": torch.__version__}
+
+    def save(self) -> Path:
+        return save_checkpoint(self.run_dir, self.step, self.model, self.opts, self._state(),
+                               self.cfg.train.keep_last)
+
+    # ------------------------------------------------------------ the loop
+
+    def fit(self) -> Result:
+        t = self.cfg.train
+        metrics_path = self.run_dir / "metrics.jsonl"
+        self._trim_metrics(metrics_path)
+        if self.step == 0 and not list_checkpoints(self.run_dir):
+            self.save()  # a rollback point before the first update
+        from torch.utils.tensorboard import SummaryWriter
+
+        tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None)
+        fixed = torch.Generator().manual_seed(self.cfg.seed + SAMPLE_SEED_OFFSET)
+        sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}
+        bar = tqdm(total=t.steps, initial=self.step, disable=None if t.progress else True,
+                   dynamic_ncols=True, file=sys.stderr, desc=self.cfg.name)
+        window_time, window_steps = 0.0, 0  # time in training steps only, not sampling or saving
+        start_step = self.step
+        self.model.train()
+        with _Interrupt() as interrupt, open(metrics_path, "a", encoding="utf-8") as log:
+            while self.step < t.steps and not interrupt.requested:
+                idx = self.order.indices(self.step)
+                batch = {k: v[idx] for k, v in self.data.train.items()}
+                tic = time.perf_counter()
+                logs = self.model.training_step(batch, self.opts, self.step)
+                window_time += time.perf_counter() - tic
+                if logs and not torch.isfinite(torch.stack([v.float() for v in logs.values()])).all():
+                    self._roll_back(logs)
+                    continue
+                self.step += 1
+                window_steps += 1
+                bar.update(1)
+                for k, v in logs.items():
+                    sums[k] = sums[k] + v if k in sums else v.clone()
+                    counts[k] = counts.get(k, 0) + 1
+                if self.step % t.log_every == 0 or self.step == t.steps:
+                    self.elapsed += window_time
+                    row = {"step": self.step, "time": round(self.elapsed, 3),
+                           **{k: sums[k].item() / counts[k] for k in sums},
+                           "items_per_s": window_steps * self.order.batch / max(window_time, 1e-9)}
+                    log.write(json.dumps(row) + "\n")
+                    log.flush()
+                    for k, v in row.items():
+                        if k not in ("step", "time"):
+                            tb.add_scalar(k, v, self.step)
+                    shown = {k: f"{v:.3f}" for k, v in row.items() if k.endswith("loss")}
+                    bar.set_postfix(shown)
+                    if bar.disable:
+                        self.echo(f"step {self.step}/{t.steps} " + " ".join(f"{k}={v}" for k, v in shown.items()))
+                    sums, counts, window_steps, window_time = {}, {}, 0, 0.0
+                if t.sample_every and self.step % t.sample_every == 0:
+                    self._progress_samples(fixed, tb)
+                if t.eval_every and self.evaluator and self.step % t.eval_every == 0:
+                    self._evaluate(log, tb)
+                if t.ckpt_every and self.step % t.ckpt_every == 0 and self.step != t.steps:
+                    self.save()
+        bar.close()
+        tb.close()
+        self.elapsed += window_time
+        ckpts = list_checkpoints(self.run_dir)
+        if self.step > start_step or not ckpts or ckpts[-1].name != f"step-{self.step:08d}":
+            self.save()
+        self.finish(fixed)
+        if interrupt.requested:
+            self.echo(f"interrupted at step {self.step}; checkpoint saved. Continue with --resume")
+        return Result(self.run_dir, self.step, interrupt.requested, self.elapsed)
+
+    def _trim_metrics(self, path: Path) -> None:
+        """Drop rows logged after the checkpoint we resume from (that work was lost)."""
+        if not path.is_file():
+            return
+        keep = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line)["step"] <= self.step:
+                    keep.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue
+        atomic_write(path, lambda p: p.write_text("".join(x + "\n" for x in keep), encoding="utf-8"))
+
+    def _roll_back(self, logs: dict[str, torch.Tensor]) -> None:
+        self.rollbacks += 1
+        bad = ", ".join(k for k, v in logs.items() if not torch.isfinite(v).all())
+        if self.rollbacks > self.cfg.train.max_rollbacks:
+            raise TrainingDiverged(f"training diverged at step {self.step} ({bad} not finite) after "
+                                   f"{self.cfg.train.max_rollbacks} rollbacks",
+                                   "lower train.lr or check the data; the last good checkpoint is kept")
+        ckpt = find_checkpoint(self.run_dir, warn=self.echo)
+        rollbacks = self.rollbacks
+        self._restore(ckpt)
+        self.rollbacks = rollbacks
+        self.lr_scale *= 0.5
+        for opt in self.opts.values():  # restored groups carry the checkpoint's rate: halve it
+            for g in opt.param_groups:
+                g["lr"] *= 0.5
+        self.echo(f"warning: {bad} not finite at step {self.step + 1}; rolled back to {ckpt.name}, "
+                  f"learning rate x{self.lr_scale:g} ({self.rollbacks}/{self.cfg.train.max_rollbacks})")
+
+    def _progress_samples(self, fixed: torch.Generator, tb) -> None:
+        state = fixed.get_state()
+        samples = self.model.sample(64, generator=fixed)
+        fixed.set_state(state)  # the same noise every time, so grids show progress, not luck
+        path = save_samples(samples, self.run_dir / "samples" / f"step-{self.step:08d}")
+        if isinstance(samples, torch.Tensor):
+            tb.add_images("samples", samples[:64], self.step)
+        else:
+            tb.add_text("samples", "\n\n".join(samples[:16]), self.step)
+        self.model.train()
+        return path
+
+    def _evaluate(self, log, tb) -> None:
+        self.model.eval()
+        scores = self.evaluator(self.model, self.data)
+        self.model.train()
+        log.write(json.dumps({"step": self.step, **scores}) + "\n")
+        for k, v in scores.items():
+            tb.add_scalar(f"eval/{k}", v, self.step)
+        primary = next(iter(scores))
+        if self.best is None or scores[primary] < self.best["value"]:
+            self.best = {"metric": primary, "value": scores[primary], "step": self.step}
+            ckpt = self.save()
+            atomic_write(self.run_dir / "checkpoints" / "best.json",
+                         lambda p: p.write_text(json.dumps({**self.best, "checkpoint": ckpt.name})))
+
+    def finish(self, fixed: torch.Generator) -> None:
+        """samples.png (or .txt), curves.png and report.md."""
+        self.model.eval()
+        save_samples(self.model.sample(64, generator=fixed), self.run_dir / "samples")
+        plot_curves(self.run_dir)
+        meta = self.data.meta
+        rate = [r["items_per_s"] for r in read_metrics(self.run_dir) if "items_per_s" in r]
+        facts = {
+            "name": self.cfg.name, "description": self.cfg.description,
+            "data": self.cfg.data.source, "train items": len(self.data), "shape": meta.get("shape"),
+            "classes": ", ".join(meta.get("class_names") or []),
+            "model": self.cfg.model["name"], "parameters": f"{count_parameters(self.model):,}",
+            "loss": self.cfg.model.get("loss", ""), "steps": self.step, "batch size": self.order.batch,
+            "wall time": f"{self.elapsed:.1f} s (training steps only)",
+            "throughput": f"{sorted(rate)[len(rate) // 2]:.0f} items/s (median of log windows)" if rate else None,
+            "skipped files": len(meta.get("skipped") or []) or None,
+            "checkpoint": f"checkpoints/step-{self.step:08d}",
+        }
+        write_report(self.run_dir, facts)
+
+
+def train(cfg: Config, run_dir: Path | str, *, resume: bool = False, data: Dataset | None = None,
+          evaluator: Evaluator | None = None, echo: Callable[[str], None] = print) -> Result:
+    """Train `cfg` into `run_dir` (resuming from its newest intact checkpoint if asked)."""
+    return Trainer(cfg, Path(run_dir), resume=resume, data=data, evaluator=evaluator, echo=echo).fit()
+
+

@@ -1,0 +1,70 @@
+"""The run's card: loss curves and report.md, written from metrics.jsonl and the run's facts."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut by a kill is skipped, not fatal
+    return rows
+
+
+def plot_curves(run_dir: Path) -> Path | None:
+    """curves.png: every logged loss against the step."""
+    rows = read_metrics(run_dir)
+    keys = sorted({k for r in rows for k in r if k.endswith("loss") or k in ("gp", "fid", "nll")})
+    if not rows or not keys:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        pts = [(r["step"], r[key]) for r in rows if key in r]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts])
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = Path(run_dir) / "curves.png"
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
+
+
+def write_report(run_dir: Path, facts: dict[str, Any]) -> Path:
+    """report.md: data, model, steps, time, last losses, figures and samples."""
+    run_dir = Path(run_dir)
+    rows = read_metrics(run_dir)
+    last = {k: v for r in rows[-5:] for k, v in r.items() if k not in ("step", "time")}
+    lines = [f"# Run `{facts['name']}`", "", facts.get("description", ""), "",
+             "| what | value |", "|---|---|"]
+    for key in ("data", "train items", "shape", "classes", "model", "parameters", "loss", "steps",
+                "batch size", "wall time", "throughput", "skipped files", "checkpoint"):
+        if key in facts and facts[key] not in (None, "", []):
+            lines.append(f"| {key} | {facts[key]} |")
+    if last:
+        lines += ["", "Last logged values: " + ", ".join(f"{k} = {v:.4g}" for k, v in sorted(last.items())
+                                                       if isinstance(v, (int, float)))]
+    for name, title in (("samples.png", "Samples (fixed noise, EMA generator)"), ("samples.txt", "Samples"),
+                        ("curves.png", "Training curves")):
+        if (run_dir / name).is_file():
+            lines += ["", f"## {title}", "", f"![{name}]({name})" if name.endswith(".png") else
+                      "```\n" + (run_dir / name).read_text(encoding="utf-8")[:2000] + "```"]
+    extra = facts.get("sections") or []
+    lines += [line for section in extra for line in ("", section)]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
