@@ -74,7 +74,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"run name '{cfg.name}' is not a plain folder name",
                               "use letters, digits, '.', '_' and '-' only, or give --out")
         out = Path("runs") / cfg.name
-    result = train(cfg, out, resume=args.resume, echo=(lambda m: None) if args.quiet else print)
+    echo = (lambda m: None) if args.quiet else print
+    data = evaluator = None
+    if cfg.train.eval_every > 0:  # the cheap in-training evaluation marks checkpoints/best.json
+        from .data import load_dataset
+        from .metrics import training_evaluator
+
+        data = load_dataset(cfg.data)
+        evaluator = training_evaluator(cfg, data, echo=echo)
+    result = train(cfg, out, resume=args.resume, data=data, evaluator=evaluator, echo=echo)
     if not args.quiet:
         print(f"run saved in {result.run_dir}: samples.png, curves.png, report.md, checkpoints/")
     return 130 if result.interrupted else 0
@@ -107,6 +115,39 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from .io import atomic_write
+    from .metrics import EvalOptions, evaluate_real, evaluate_run
+    from .metrics.report import format_table, update_run_report
+
+    if (args.run_dir is None) == (args.real is None):
+        raise ConfigError("give a run directory or --real DATASET (one of them)",
+                          "e.g. `aigc eval runs/fashion-dcgan` or `aigc eval --real fashion-mnist`")
+    if args.real is not None:
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", args.real).strip("-") or "data"
+        out = Path(args.out) if args.out else Path("runs") / f"floor-{slug}" / "eval.json"
+    else:
+        out = Path(args.out) if args.out else Path(args.run_dir) / "eval.json"
+    metrics = [m.strip() for m in ",".join(args.metrics).split(",") if m.strip()] if args.metrics else None
+    echo = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    opts = EvalOptions(n=args.n, metrics=metrics, checkpoint=args.checkpoint, seed=args.seed,
+                       out_dir=out.parent, inception_weights=args.inception_weights,
+                       floor=not args.no_floor, echo=echo)
+    if args.inception_weights and not Path(args.inception_weights).is_file():
+        raise ConfigError(f"--inception-weights {args.inception_weights} does not exist",
+                          "give the path of a torch-fidelity pt_inception-2015-12-05 weights file")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = evaluate_real(args.real, opts) if args.real is not None else evaluate_run(args.run_dir, opts)
+    atomic_write(out, lambda p: p.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8"))
+    print(format_table(result))
+    print(f"wrote {out}")
+    if args.run_dir is not None and update_run_report(Path(args.run_dir), result):
+        print(f"updated {Path(args.run_dir) / 'report.md'}")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 def build_parser() -> Parser:
@@ -136,6 +177,22 @@ def build_parser() -> Parser:
     s.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
     s.add_argument("--no-ema", action="store_true", help="sample the raw generator instead of its EMA")
     s.set_defaults(func=cmd_sample)
+
+    e = sub.add_parser("eval", help="measure quality, diversity and memorization of a run (or real data)")
+    e.add_argument("run_dir", nargs="?", help="a run directory written by `aigc train`")
+    e.add_argument("--real", metavar="DATASET", help="the real-data floor: training split vs test split")
+    e.add_argument("--n", type=int, default=10000, help="generated (and test) images (default 10000)")
+    e.add_argument("--metrics", action="append", metavar="NAMES",
+                   help="comma-separated sections (default all): fid,kid,is,prdc,conditional,memorization,"
+                        "inception-fid")
+    e.add_argument("--out", help="JSON output (default RUN_DIR/eval.json or runs/floor-DATASET/eval.json)")
+    e.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
+    e.add_argument("--seed", type=int, default=0, help="random seed for sampling and subsets")
+    e.add_argument("--inception-weights", metavar="PATH",
+                   help="torch-fidelity Inception weights for standard FID (skipped without)")
+    e.add_argument("--no-floor", action="store_true", help="do not compute the real-data floor column")
+    e.add_argument("--quiet", action="store_true", help="no progress notes")
+    e.set_defaults(func=cmd_eval)
     return p
 
 

@@ -1,0 +1,200 @@
+"""Measuring generators offline: quality, diversity and memorization, dispatched on the modality.
+
+`EVALUATORS[modality](run_dir, opts)` evaluates a trained run, `REAL_EVALUATORS[modality](source,
+opts)` gives the real-data floor, `TRAINING_EVALUATORS[modality](cfg, data)` builds the cheap
+evaluator the trainer calls every `train.eval_every` steps. Another modality adds its own entries.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data.base import Dataset, cache_dir, fingerprint
+from ..errors import ConfigError, DataError, unknown
+from .image_eval import IMAGE_SECTIONS, ImageEvalContext, Section, run_sections
+
+DEFAULT_N = 10_000  # generated vs test images, as Lucic et al. 2018
+
+
+@dataclass
+class EvalOptions:
+    """What `aigc eval` asks for; every evaluator reads the fields it understands."""
+
+    n: int = DEFAULT_N
+    metrics: list[str] | None = None      # section names; None: all that apply
+    checkpoint: str = "latest"
+    seed: int = 0
+    out_dir: Path | None = None           # where figures go (closest pairs)
+    inception_weights: str | None = None
+    floor: bool = True                    # also compute (or reuse) the real-data floor
+    echo: Callable[[str], None] = print
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _quantize(images: torch.Tensor) -> torch.Tensor:
+    """float [0, 1] -> uint8, as saving a PNG would: generated and real images meet on equal terms."""
+    return images.clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
+def _check_metrics(names: list[str] | None, known: list[str]) -> None:
+    for name in names or []:
+        if name not in known:
+            raise unknown("metric", name, known)
+
+
+def _reference(data: Dataset, n: int, echo: Callable[[str], None]) -> tuple[torch.Tensor, str]:
+    if data.test is not None and len(data.test["x"]) >= 2:
+        x, split = data.test["x"], "test"
+    else:
+        x, split = data.train["x"], "train"
+        echo(f"note: {data.name} has no test split; comparing against its training split")
+    return x[:n], split
+
+
+def _result(kind: str, data: Dataset, ctx: ImageEvalContext, sections: list[Section], n: int,
+            seconds: float, **facts: Any) -> dict[str, Any]:
+    return {"kind": kind, "modality": "image", "data": data.meta.get("source", data.name), "n": n,
+            "against": ctx.against, "features": ctx.feats.info, "seed": ctx.seed, **facts,
+            "sections": [s.to_dict() for s in sections], "seconds": round(seconds, 1)}
+
+
+def evaluate_image_real(data: Dataset, opts: EvalOptions) -> dict[str, Any]:
+    """The floor: the same metrics for n real training images against n test images."""
+    from .features import data_fingerprint, feature_net_for
+
+    _check_metrics(opts.metrics, list(IMAGE_SECTIONS))
+    tic = time.perf_counter()
+    feats = feature_net_for(data, echo=opts.echo)
+    ref, split = _reference(data, opts.n, opts.echo)
+    if split == "train":
+        raise DataError(f"{data.name} has no test split, so it has no real-data floor",
+                        "set data.test_fraction above 0 for sources without one")
+    key = fingerprint("floor", data_fingerprint(data), feats.name, opts.n, opts.seed, opts.metrics)
+    path = cache_dir() / "floors" / f"{key}.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            pass
+    g = torch.Generator().manual_seed(opts.seed)
+    pick = torch.randperm(len(data), generator=g)[:opts.n]
+    ctx = ImageEvalContext(data, feats, data.train["x"][pick], ref, split, real=True,
+                           out_dir=opts.out_dir, seed=opts.seed, echo=opts.echo,
+                           options={"inception_weights": opts.inception_weights})
+    sections = run_sections(ctx, opts.metrics)
+    result = _result("real", data, ctx, sections, len(pick), time.perf_counter() - tic,
+                     samples="real training images")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    except OSError:
+        pass
+    return result
+
+
+def evaluate_image_run(run_dir: Path, opts: EvalOptions) -> dict[str, Any]:
+    """Sample n images from a run and measure them against n test images (plus the floor)."""
+    from ..api import load
+    from ..data import load_dataset
+    from .features import feature_net_for
+
+    _check_metrics(opts.metrics, list(IMAGE_SECTIONS))
+    loaded = load(run_dir, opts.checkpoint)
+    data = load_dataset(loaded.config.data)
+    tic = time.perf_counter()
+    feats = feature_net_for(data, echo=opts.echo)
+    ref, split = _reference(data, opts.n, opts.echo)
+    labels = None
+    kwargs: dict[str, Any] = {}
+    if getattr(loaded.model.cfg, "conditional", False) and loaded.class_names:
+        k = len(loaded.class_names)
+        labels = torch.arange(opts.n) % k
+        kwargs["labels"] = list(range(k))  # cycled over the n samples: an equal share per class
+    opts.echo(f"sampling {opts.n} images from {run_dir} ({loaded.checkpoint.name})")
+    samples = _quantize(loaded.sample(opts.n, seed=opts.seed, **kwargs))
+    ctx = ImageEvalContext(data, feats, samples, ref, split, labels=labels, model=loaded.model,
+                           out_dir=opts.out_dir, seed=opts.seed, echo=opts.echo,
+                           options={"inception_weights": opts.inception_weights})
+    sections = run_sections(ctx, opts.metrics)
+    result = _result("run", data, ctx, sections, opts.n, time.perf_counter() - tic,
+                     run=str(run_dir), checkpoint=loaded.checkpoint.name, samples="generated")
+    if opts.floor and split == "test":
+        result["floor"] = evaluate_image_real(data, opts)
+    return result
+
+
+def image_training_evaluator(cfg: Any, data: Dataset, echo: Callable[[str], None] = print
+                             ) -> Callable[[Any, Dataset], dict[str, float]]:
+    """FID (first key: lower is better, marks best.json) and KID on `train.eval_n` samples."""
+    from . import image as M
+    from .features import feature_net_for
+
+    feats = feature_net_for(data, echo=echo)
+    n = cfg.train.eval_n
+    ref, _ = _reference(data, max(n, 2), echo)
+    ref_feats = feats(ref)[0]
+    ref_stats = M.feature_stats(ref_feats)
+    size = min(1000, n, len(ref))
+
+    def evaluate(model: Any, _data: Dataset) -> dict[str, float]:
+        g = torch.Generator().manual_seed(cfg.seed + 777)  # the same noise at every evaluation
+        f = feats(_quantize(model.sample(n, generator=g)))[0]
+        kid_mean, _ = M.kid(f, ref_feats, subsets=10, subset_size=size, seed=cfg.seed)
+        return {"fid": M.frechet_distance(*M.feature_stats(f), *ref_stats), "kid": kid_mean}
+
+    return evaluate
+
+
+EVALUATORS: dict[str, Callable[[Path, EvalOptions], dict[str, Any]]] = {"image": evaluate_image_run}
+REAL_EVALUATORS: dict[str, Callable[[Dataset, EvalOptions], dict[str, Any]]] = {"image": evaluate_image_real}
+TRAINING_EVALUATORS: dict[str, Callable[..., Callable[[Any, Dataset], dict[str, float]]]] = {
+    "image": image_training_evaluator}
+
+
+def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[str, Any]:
+    """Evaluate a run directory with the evaluator of its model's modality."""
+    from ..models.base import build_model  # noqa: F401  (fills the model registry)
+    from ..registry import MODELS
+    from ..train.loop import read_run_config
+
+    opts = opts or EvalOptions()
+    if opts.n < 2:
+        raise ConfigError(f"--n is {opts.n}", "evaluate at least 2 samples (10000 is the standard)")
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    modality = MODELS.get(str(cfg.model["name"])).modality
+    if modality not in EVALUATORS:
+        raise ConfigError(f"no evaluator for {modality} models yet", f"known: {', '.join(EVALUATORS)}")
+    return EVALUATORS[modality](run_dir, opts)
+
+
+def evaluate_real(source: str | Dataset, opts: EvalOptions | None = None) -> dict[str, Any]:
+    """The real-data floor of a dataset (training split measured against the test split)."""
+    from ..config import DataConfig
+    from ..data import load_dataset
+
+    opts = opts or EvalOptions()
+    if opts.n < 2:
+        raise ConfigError(f"--n is {opts.n}", "evaluate at least 2 items (10000 is the standard)")
+    data = source if isinstance(source, Dataset) else load_dataset(DataConfig(source=source))
+    if data.modality not in REAL_EVALUATORS:
+        raise ConfigError(f"no real-data floor for {data.modality} data yet",
+                          f"known: {', '.join(REAL_EVALUATORS)}")
+    return REAL_EVALUATORS[data.modality](data, opts)
+
+
+def training_evaluator(cfg: Any, data: Dataset, echo: Callable[[str], None] = print
+                       ) -> Callable[[Any, Dataset], dict[str, float]] | None:
+    """The cheap evaluator for the trainer, or None where the data's modality has none."""
+    build = TRAINING_EVALUATORS.get(data.modality)
+    return build(cfg, data, echo) if build else None
+
+
+__all__ = ["DEFAULT_N", "EVALUATORS", "IMAGE_SECTIONS", "REAL_EVALUATORS", "TRAINING_EVALUATORS",
+           "EvalOptions", "Section", "evaluate_real", "evaluate_run", "training_evaluator"]

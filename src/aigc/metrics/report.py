@@ -1,0 +1,89 @@
+"""Showing evaluation results: a terminal table, a markdown table and the run report's section."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+BEGIN, END = "<!-- aigc eval: begin -->", "<!-- aigc eval: end -->"
+LOWER_IS_BETTER = {"fid", "kid", "inception_fid", "copies"}
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
+    return str(v)
+
+
+def rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(section, metric, value, floor) rows; the floor column is empty without a floor."""
+    floor = {(s["name"], k): v for s in (result.get("floor") or {}).get("sections", [])
+             for k, v in s["values"].items()}
+    out = []
+    for s in result["sections"]:
+        if not s["values"]:
+            out.append((s["name"], "-", s["note"], ""))
+        for k, v in s["values"].items():
+            f = floor.get((s["name"], k))
+            out.append((s["name"], k, _fmt(v), "" if f is None else _fmt(f)))
+    return out
+
+
+def describe(result: dict[str, Any]) -> str:
+    feats = result.get("features") or {}
+    acc = feats.get("test_accuracy")
+    net = feats.get("name", "?") + (f", test accuracy {acc:.2%}" if isinstance(acc, float) else "")
+    what = (f"{result['n']} generated images from {result.get('run')} ({result.get('checkpoint')})"
+            if result["kind"] == "run" else f"{result['n']} real training images of {result['data']}")
+    return f"{what} vs the {result['against']}; features: {net}"
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A plain-text table for the terminal."""
+    has_floor = bool(result.get("floor"))
+    head = ("section", "metric", "value", "real floor") if has_floor else ("section", "metric", "value")
+    body = [r if has_floor else r[:3] for r in rows(result)]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=False)]
+    widths[-1] = min(widths[-1], 60)
+    lines = [describe(result), "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=False))]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)) for r in body]
+    for s in result["sections"]:
+        for f in s.get("files") or []:
+            lines.append(f"{s['name']}: wrote {f}")
+    return "\n".join(lines)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The results as a markdown table with the protocol of each section."""
+    has_floor = bool(result.get("floor"))
+    lines = ["## Evaluation", "", describe(result) + ".", "",
+             "| metric | value |" + (" real floor |" if has_floor else ""),
+             "|---|---|" + ("---|" if has_floor else "")]
+    for sec, metric, value, floor in rows(result):
+        name = sec if metric == "-" else metric
+        arrow = " (lower is better)" if metric in LOWER_IS_BETTER else ""
+        lines.append(f"| {name}{arrow} | {value} |" + (f" {floor} |" if has_floor else ""))
+    lines += ["", "Protocol per section:", ""]
+    for s in result["sections"]:
+        if s["values"]:
+            lines.append(f"- {s['name']}: N = {s['n']} vs {s['against']}; features {s['features']}"
+                         + (f"; {s['note']}" if s["note"] else ""))
+        for f in s.get("files") or []:
+            lines.append(f"  ![{s['name']}]({Path(f).name})")
+    return "\n".join(lines)
+
+
+def update_run_report(run_dir: Path, result: dict[str, Any]) -> Path | None:
+    """Put (or replace) the evaluation section in run_dir/report.md; None when there is no report."""
+    path = Path(run_dir) / "report.md"
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8")
+    block = f"{BEGIN}\n{markdown(result)}\n{END}\n"
+    if BEGIN in text and END in text:
+        head, _, rest = text.partition(BEGIN)
+        _, _, tail = rest.partition(END)
+        text = head + block + tail.lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,81 @@
+"""`aigc eval`: a run (with the floor next to it), the real floor alone, and clear one-line errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aigc.cli import main
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One cache folder for the module (decoded data, training-set features, floors)."""
+    root = tmp_path_factory.mktemp("eval")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIGC_CACHE", str(root / "cache"))
+        yield root
+
+
+@pytest.fixture(scope="module")
+def cgan_run(cache):
+    """A few steps of the conditional recipe on 256 images, with the cheap eval every 2 steps."""
+    run = cache / "cgan"
+    code = main(["train", "fashion-cgan", "--out", str(run), "--quiet", "--steps", "4",
+                 "--set", "data.limit=256", "--set", "train.eval_every=2", "--set", "train.eval_n=64",
+                 "--set", "model.channels=8", "--set", "train.threads=1"])
+    assert code == 0
+    return run
+
+
+def test_training_logs_a_cheap_fid_and_marks_the_best_checkpoint(cgan_run):
+    rows = [json.loads(line) for line in (cgan_run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "fid" in r]
+    assert [r["step"] for r in evals] == [2, 4] and all(r["fid"] > 0 and "kid" in r for r in evals)
+    best = json.loads((cgan_run / "checkpoints" / "best.json").read_text())
+    assert best["metric"] == "fid" and best["value"] == min(r["fid"] for r in evals)
+    assert (cgan_run / "checkpoints" / best["checkpoint"]).is_dir()
+
+
+def test_eval_of_a_run_prints_a_table_writes_json_figures_and_the_report(cgan_run, capsys):
+    code = main(["eval", str(cgan_run), "--n", "120", "--checkpoint", "best",
+                 "--metrics", "fid,kid,is,prdc", "--metrics", "conditional,memorization"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "fid" in out and "real floor" in out and "label_accuracy/Ankle boot" in out
+    result = json.loads((cgan_run / "eval.json").read_text())
+    names = [s["name"] for s in result["sections"]]
+    assert names == ["fid", "kid", "is", "prdc", "conditional", "memorization"]
+    for s in result["sections"]:  # every result says what it measured against and with what
+        assert s["n"] > 0 and s["against"] and s["features"] == "aigc-cnn-v1-fashion-mnist"
+    fid = result["sections"][0]
+    assert fid["n"] == 120 and fid["against"] == "test split (120 real images)"
+    floor = {s["name"]: s["values"] for s in result["floor"]["sections"]}
+    assert floor["fid"]["fid"] < fid["values"]["fid"]  # real images beat a 4-step generator
+    assert (cgan_run / "closest-pairs.png").is_file()
+    report = (cgan_run / "report.md").read_text()
+    assert "## Evaluation" in report and "real floor" in report
+    main(["eval", str(cgan_run), "--n", "50", "--metrics", "fid", "--no-floor"])
+    assert (cgan_run / "report.md").read_text().count("## Evaluation") == 1  # replaced, not appended
+
+
+def test_eval_real_gives_the_floor(cache, capsys):
+    out_json = cache / "floor.json"
+    assert main(["eval", "--real", "fashion-mnist", "--n", "200", "--metrics", "fid,prdc",
+                 "--out", str(out_json)]) == 0
+    result = json.loads(out_json.read_text())
+    assert result["kind"] == "real" and [s["name"] for s in result["sections"]] == ["fid", "prdc"]
+    assert result["sections"][1]["values"]["precision"] > 0.5
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["eval"], "run directory or --real"),
+    (["eval", "--real", "fashoin-mnist"], "did you mean 'fashion-mnist'"),
+    (["eval", "--real", "digits", "--metrics", "fdi"], "did you mean 'fid'"),
+    (["eval", "--real", "digits", "--n", "1"], "--n is 1"),
+    (["eval", "no/such/run"], "not a run directory"),
+])
+def test_bad_input_is_one_clear_line(cache, capsys, argv, words):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and words in err and "\n" not in err
