@@ -42,9 +42,9 @@ def test_kid_of_two_halves_of_the_same_real_set_is_zero_within_two_std(fashion):
     f = fashion["test_f"]
     mean, std = M.kid(f[0::2], f[1::2], subsets=50, subset_size=500)
     assert abs(mean) < 2 * std, (mean, std)
-    noisy_mean, noisy_std = M.kid(f[0::2], fashion["feats"](fashion["train_x"][:1000].flip(-2))[0],
-                                  subsets=50, subset_size=500)
-    assert noisy_mean > 10 * noisy_std  # upside-down clothes are clearly detected
+    flipped_mean, flipped_std = M.kid(f[0::2], fashion["feats"](fashion["train_x"][:1000].flip(-2))[0],
+                                      subsets=50, subset_size=500)
+    assert flipped_mean > 3 * flipped_std and flipped_mean > 100 * abs(mean)  # upside-down clothes differ
 
 
 def test_fid_matches_the_classic_sqrtm_formula(fashion):
@@ -60,7 +60,7 @@ def test_fid_matches_the_classic_sqrtm_formula(fashion):
 
 def test_kid_matches_torchmetrics_on_the_same_subsets(fashion):
     tm_kid = pytest.importorskip("torchmetrics.image.kid")
-    a, b = fashion["train_f"][:800], fashion["test_f"][:700]
+    a, b = fashion["train_f"][:700], fashion["test_f"][:700]  # torchmetrics assumes equal sizes
     reference = float(tm_kid.poly_mmd(a, b, degree=3, gamma=None, coef=1.0))
     ours = M.mmd2_unbiased(a, b)
     assert abs(ours - reference) / abs(reference) < 1e-4, (ours, reference)

@@ -1,0 +1,114 @@
+"""Standard Inception FID features, for users who supply the FID Inception-v3 weights themselves.
+
+The network is torchvision's Inception-v3 with the blocks patched as the TensorFlow FID graph
+computes them (pytorch-fid's FIDInception*), so the 2015-12-05 weights used by pytorch-fid,
+torch-fidelity and torchmetrics (`*inception-2015-12-05-6726825d.pth`) load unchanged. Nothing is
+downloaded; the file is read with `torch.load(weights_only=True)` (tensors only, no code) or as
+safetensors.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import inception as tv
+
+from ..errors import CheckpointError
+
+
+class FIDInceptionA(tv.InceptionA):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1 = self.branch1x1(x)
+        b5 = self.branch5x5_2(self.branch5x5_1(x))
+        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        bp = self.branch_pool(F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False))
+        return torch.cat([b1, b5, b3, bp], 1)
+
+
+class FIDInceptionC(tv.InceptionC):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1 = self.branch1x1(x)
+        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+        bd = self.branch7x7dbl_1(x)
+        for layer in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
+            bd = layer(bd)
+        bp = self.branch_pool(F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False))
+        return torch.cat([b1, b7, bd, bp], 1)
+
+
+class FIDInceptionE(tv.InceptionE):
+    """E_1 pools by average (padding not counted), E_2 by max, as in the TF graph."""
+
+    def __init__(self, in_channels: int, max_pool: bool):
+        super().__init__(in_channels)
+        self.max_pool = max_pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1 = self.branch1x1(x)
+        b3 = self.branch3x3_1(x)
+        b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)
+        bd = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        bd = torch.cat([self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd)], 1)
+        pooled = (F.max_pool2d(x, 3, stride=1, padding=1) if self.max_pool
+                  else F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False))
+        return torch.cat([b1, b3, bd, self.branch_pool(pooled)], 1)
+
+
+def fid_inception() -> nn.Module:
+    """Inception-v3 shaped as the FID graph (1008 classes; randomly initialised)."""
+    net = tv.Inception3(num_classes=1008, aux_logits=False, init_weights=False)
+    net.Mixed_5b, net.Mixed_5c, net.Mixed_5d = FIDInceptionA(192, 32), FIDInceptionA(256, 64), FIDInceptionA(288, 64)
+    net.Mixed_6b = FIDInceptionC(768, 128)
+    net.Mixed_6c, net.Mixed_6d = FIDInceptionC(768, 160), FIDInceptionC(768, 160)
+    net.Mixed_6e = FIDInceptionC(768, 192)
+    net.Mixed_7b, net.Mixed_7c = FIDInceptionE(1280, max_pool=False), FIDInceptionE(2048, max_pool=True)
+    return net
+
+
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # any unreadable file gets the same one-line answer
+        raise CheckpointError(f"cannot read Inception weights {path}: {str(e).splitlines()[0][:120]}",
+                              "give pt_inception-2015-12-05-6726825d.pth or a safetensors copy") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds no state dict", "give the FID Inception weights file")
+    return state
+
+
+class InceptionFeatures:
+    """Images (uint8 or float [0, 1], any size, 1 or 3 channels) -> 2048-d pool features (float64)."""
+
+    def __init__(self, weights: str | Path):
+        self.net = fid_inception()
+        state = read_weights(weights)
+        missing, unexpected = self.net.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(f"{weights} does not fit the FID Inception-v3 ({len(missing)} missing, "
+                                  f"{len(unexpected)} unexpected keys)",
+                                  "use pt_inception-2015-12-05-6726825d.pth (pytorch-fid / torch-fidelity)")
+        self.net.eval()
+        self.name = f"inception-v3-fid ({Path(weights).name})"
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, batch: int = 50) -> torch.Tensor:
+        out = []
+        for chunk in images.split(batch):
+            x = chunk.float() / 255.0 if chunk.dtype == torch.uint8 else chunk.float()
+            if x.shape[1] == 1:
+                x = x.expand(-1, 3, -1, -1)
+            x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False) * 2 - 1
+            n = self.net
+            for layer in (n.Conv2d_1a_3x3, n.Conv2d_2a_3x3, n.Conv2d_2b_3x3, n.maxpool1, n.Conv2d_3b_1x1,
+                          n.Conv2d_4a_3x3, n.maxpool2, n.Mixed_5b, n.Mixed_5c, n.Mixed_5d, n.Mixed_6a,
+                          n.Mixed_6b, n.Mixed_6c, n.Mixed_6d, n.Mixed_6e, n.Mixed_7a, n.Mixed_7b, n.Mixed_7c):
+                x = layer(x)
+            out.append(F.adaptive_avg_pool2d(x, 1).flatten(1).double())
+        return torch.cat(out) if out else torch.empty(0, 2048, dtype=torch.float64)
