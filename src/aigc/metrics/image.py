@@ -101,29 +101,37 @@ def inception_score(logits: torch.Tensor, splits: int = 10) -> tuple[float, floa
 
 # ---------------------------------------------------------------- precision, recall, density, coverage
 
-def _within(query: torch.Tensor, ref: torch.Tensor, radii: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
-    """For each query row: how many ref balls (centre ref[i], radius radii[i]) contain it."""
-    counts = []
-    r2 = radii.square()
-    for q in query.split(chunk):
-        counts.append((pairwise_sq_dists(q, ref) < r2.unsqueeze(0)).sum(1))
-    return torch.cat(counts)
+def prdc(real: torch.Tensor, fake: torch.Tensor, k_pr: int = 3, k_dc: int = 5,
+         chunk: int = 1024) -> dict[str, float]:
+    """Precision and recall (Kynkaanniemi et al. 2019, k_pr) and density and coverage (Naeem et al.
+    2020, k_dc), from one chunked pass over the fake x real distances. A point lies inside a k-NN
+    ball when its distance is strictly below the radius, as in the reference `prdc` package.
+    """
+    real, fake = real.double(), fake.double()
+    real_r2 = {k: knn_radii(real, k).square() for k in {k_pr, k_dc}}
+    fake_r2 = knn_radii(fake, k_pr).square()
+    inside_real_any, inside_real_count = [], []
+    recalled = torch.zeros(real.shape[0], dtype=torch.bool)
+    nearest_fake = torch.full((real.shape[0],), math.inf, dtype=torch.float64)
+    for start in range(0, fake.shape[0], chunk):
+        d = pairwise_sq_dists(fake[start:start + chunk], real)        # [c, n_real]
+        inside_real_any.append((d < real_r2[k_pr]).any(1))
+        inside_real_count.append((d < real_r2[k_dc]).sum(1))
+        recalled |= (d < fake_r2[start:start + chunk].unsqueeze(1)).any(0)
+        nearest_fake = torch.minimum(nearest_fake, d.min(0).values)
+    return {"precision": float(torch.cat(inside_real_any).double().mean()),
+            "recall": float(recalled.double().mean()),
+            "density": float(torch.cat(inside_real_count).double().mean() / k_dc),
+            "coverage": float((nearest_fake < real_r2[k_dc]).double().mean())}
 
 
 def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:
     """Improved precision and recall (Kynkaanniemi et al. 2019) with k-NN balls."""
-    real_r, fake_r = knn_radii(real, k), knn_radii(fake, k)
-    precision = (_within(fake, real, real_r) > 0).double().mean()
-    recall = (_within(real, fake, fake_r) > 0).double().mean()
-    return float(precision), float(recall)
+    r = prdc(real, fake, k_pr=k, k_dc=k)
+    return r["precision"], r["recall"]
 
 
 def density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> tuple[float, float]:
     """Density and coverage (Naeem et al. 2020): balls around real points only."""
-    from .memorization import nearest_neighbours
-
-    real_r = knn_radii(real, k)
-    density = _within(fake, real, real_r).double().mean() / k
-    nn_dist, _ = nearest_neighbours(real, fake, k=1)  # each real point's closest fake
-    coverage = (nn_dist[:, 0] < real_r).double().mean()
-    return float(density), float(coverage)
+    r = prdc(real, fake, k_pr=k, k_dc=k)
+    return r["density"], r["coverage"]

@@ -151,9 +151,7 @@ def inception_score_section(ctx: ImageEvalContext) -> Section | None:
 
 @image_section("prdc")
 def prdc_section(ctx: ImageEvalContext) -> Section:
-    p, r = M.precision_recall(ctx.ref_feats, ctx.sample_feats, k=3)
-    d, c = M.density_coverage(ctx.ref_feats, ctx.sample_feats, k=5)
-    return ctx.section("prdc", {"precision": p, "recall": r, "density": d, "coverage": c},
+    return ctx.section("prdc", M.prdc(ctx.ref_feats, ctx.sample_feats, k_pr=3, k_dc=5),
                        note="precision/recall k=3 (Kynkaanniemi 2019), density/coverage k=5 (Naeem 2020)")
 
 
