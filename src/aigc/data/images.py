@@ -298,7 +298,7 @@ def _decode(path: Path, channels: int | None) -> np.ndarray:
             im2 = im.convert("L" if im.mode in ("1", "L", "F") else "RGB")
         if channels == 1:
             im2 = im2.convert("L")
-        a = np.asarray(im2, dtype=np.uint8)
+        a = np.array(im2, dtype=np.uint8)
         return a[..., None] if a.ndim == 2 else a
 
 
