@@ -23,7 +23,13 @@ from ..data import Dataset, load_dataset
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..io import atomic_write, save_samples
 from ..models.base import GenerativeModel, build_model, count_parameters
-from .checkpoint import clean_partial, find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    clean_partial,
+    find_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .report import plot_curves, read_metrics, write_report
 
 SAMPLE_SEED_OFFSET = 12345  # fixed noise for progress grids, independent of the training RNG
