@@ -10,10 +10,10 @@ from aigc.cli import main
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    """One cache folder for the module (decoded data, training-set features, floors)."""
+    """A folder for the module's runs; the cache is the session's (as conftest sets it per test)."""
     root = tmp_path_factory.mktemp("eval")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIGC_CACHE", str(root / "cache"))
+        mp.setenv("AIGC_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
         yield root
 
 

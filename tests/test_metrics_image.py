@@ -12,9 +12,11 @@ from aigc.metrics.features import feature_net_for
 
 
 @pytest.fixture(scope="module")
-def fashion():
+def fashion(tmp_path_factory):
     """The shipped feature network plus 2,000 train and 2,000 test images with their labels."""
-    data = load_dataset(DataConfig(source="fashion-mnist"))
+    with pytest.MonkeyPatch.context() as mp:  # the session cache, never the user's
+        mp.setenv("AIGC_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        data = load_dataset(DataConfig(source="fashion-mnist"))
     feats = feature_net_for(data, echo=lambda m: None)
     assert feats.info["arch"] == "aigc-cnn-v1" and "trained_by" in feats.info  # the shipped one
     train_x, train_y = data.train["x"][:2000], data.train["y"][:2000]

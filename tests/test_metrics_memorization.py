@@ -36,8 +36,10 @@ def test_knn_radii_leave_the_point_itself_out():
 
 
 @pytest.fixture(scope="module")
-def fashion_feats():
-    data = load_dataset(DataConfig(source="fashion-mnist"))
+def fashion_feats(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:  # the session cache, never the user's
+        mp.setenv("AIGC_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        data = load_dataset(DataConfig(source="fashion-mnist"))
     feats = feature_net_for(data, echo=lambda m: None)
     return {"train": feats(data.train["x"][:3000])[0], "test": feats(data.test["x"][:1500])[0]}
 
