@@ -38,14 +38,14 @@ def describe(result: dict[str, Any]) -> str:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """A plain-text table for the terminal."""
+    """A plain-text table for the terminal; skipped sections follow it as notes."""
     has_floor = bool(result.get("floor"))
     head = ("section", "metric", "value", "real floor") if has_floor else ("section", "metric", "value")
-    body = [r if has_floor else r[:3] for r in rows(result)]
+    body = [r if has_floor else r[:3] for r in rows(result) if r[1] != "-"]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=False)]
-    widths[-1] = min(widths[-1], 60)
-    lines = [describe(result), "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=False))]
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)) for r in body]
+    lines = [describe(result), "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=False)).rstrip()]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in body]
+    lines += [f"{sec}: {note}" for sec, metric, note, _ in rows(result) if metric == "-"]
     for s in result["sections"]:
         for f in s.get("files") or []:
             lines.append(f"{s['name']}: wrote {f}")
