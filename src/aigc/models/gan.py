@@ -186,6 +186,23 @@ class GAN(GenerativeModel):
         net.train(was_training)
         return torch.cat(out) if out else torch.empty(0, *self.shape)
 
+    prior = "gaussian"  # z ~ N(0, I): `aigc explore` interpolates spherically
+
+    @property
+    def latent_dim(self) -> int:
+        return self.cfg.z_dim
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, labels: Any = None, ema: bool = True) -> torch.Tensor:
+        """Given latents [n, z_dim] -> images [n, C, H, W] in [0, 1], through the generator `sample` uses."""
+        y = self.resolve_labels(labels, len(z))
+        net = self.g_ema.shadow if (ema and self.g_ema is not None) else self.G
+        was_training = net.training
+        net.eval()
+        out = [from_signed(net(z[s:s + 1024], None if y is None else y[s:s + 1024])) for s in range(0, len(z), 1024)]
+        net.train(was_training)
+        return torch.cat(out) if out else torch.empty(0, *self.shape)
+
 
 @MODELS.register("gan-mlp")
 class MLPGAN(GAN):
