@@ -125,6 +125,7 @@ class VAE(GenerativeModel):
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
         return log_px, kl
 
+    @torch.no_grad()
     def log_weights(self, target: torch.Tensor, y: torch.Tensor | None, k: int, *, chunk: int = 1024,
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """log p(x, z_i) - log q(z_i | x) for k draws z_i ~ q per image, [B, k] (Burda et al. 2016).
