@@ -107,6 +107,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    from .explore import explore
+
+    kinds = [k for k in ("interpolate", "traverse", "reconstruct", "neighbours") if getattr(args, k)]
+    written = explore(args.run_dir, kinds or None, checkpoint=args.checkpoint, seed=args.seed, rows=args.rows,
+                      steps=args.steps, neighbours=args.k, out=args.out)
+    print(f"{len(written)} pictures in {next(iter(written.values())).parent}" if written else "nothing to draw")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 def build_parser() -> Parser:
@@ -136,6 +146,21 @@ def build_parser() -> Parser:
     s.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
     s.add_argument("--no-ema", action="store_true", help="sample the raw generator instead of its EMA")
     s.set_defaults(func=cmd_sample)
+
+    e = sub.add_parser("explore", help="pictures of a run's latent space: interpolations, traversals, "
+                                       "reconstructions, nearest training images")
+    e.add_argument("run_dir", help="a run directory of an image model (GAN or VAE)")
+    e.add_argument("--interpolate", action="store_true", help="walks between random latents (and real images' codes)")
+    e.add_argument("--traverse", action="store_true", help="VAE: one row per latent dimension, -3..3 sigma, by KL")
+    e.add_argument("--reconstruct", action="store_true", help="VAE: real test images beside their reconstructions")
+    e.add_argument("--neighbours", action="store_true", help="samples beside their nearest training images")
+    e.add_argument("--rows", type=int, default=8, help="rows of interpolations / samples (default 8)")
+    e.add_argument("--steps", type=int, default=10, help="images per walk or traversal row (default 10)")
+    e.add_argument("--k", type=int, default=5, help="nearest training images per sample (default 5)")
+    e.add_argument("--seed", type=int, default=0, help="random seed for latents and image choice")
+    e.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
+    e.add_argument("--out", help="folder for the PNGs (default RUN_DIR/explore, linked from report.md)")
+    e.set_defaults(func=cmd_explore)
     return p
 
 
