@@ -43,6 +43,8 @@ def test_each_vae_trains_samples_and_loads(tmp_path, digits, model):
     images = loaded.sample(5, seed=1)
     assert images.shape == (5, 1, 8, 8) and 0.0 <= images.min() and images.max() <= 1.0
     assert torch.equal(images, loaded.sample(5, seed=1))
+    with pytest.raises(ConfigError, match="no EMA"):
+        loaded.sample(2, ema=False)
 
 
 def test_cvae_generates_by_label_name(digits):

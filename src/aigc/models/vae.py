@@ -213,8 +213,11 @@ class VAE(GenerativeModel):
         return self.decode(mu, self._labels(labels, len(x)))
 
     @torch.no_grad()
-    def sample(self, n: int, *, labels: Any = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, *, labels: Any = None, generator: torch.Generator | None = None,
+               ema: bool = True) -> torch.Tensor:
         """n images as float [n, C, H, W] in [0, 1]: decoder means at z ~ N(0, I) (not pixel draws)."""
+        if not ema:
+            raise ConfigError("a VAE keeps no EMA copy of its weights", "drop --no-ema (it applies to GANs)")
         y = self.resolve_labels(labels, n)
         return self.decode(torch.randn(n, self.cfg.z_dim, generator=generator), y)
 
