@@ -103,7 +103,7 @@ def scan_folder(root: Path, cfg: Any) -> ImageData:
     for name, entries in decoded.items():
         if not entries:
             continue
-        xs = [shape_images(torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None],
+        xs = [shape_images(torch.from_numpy(np.array(a)).permute(2, 0, 1)[None],
                            side, chans, cfg.crop, cfg.split_seed) for _, a, _ in entries]
         keys = [hashlib.blake2b(str(a.shape).encode() + a.tobytes(), digest_size=12).hexdigest()
                 for _, a, _ in entries]

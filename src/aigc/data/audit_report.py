@@ -25,7 +25,10 @@ SHEET_TITLES = {"exact_duplicates": "Exact duplicates", "near_duplicates": "Near
 
 def run_audit(cfg: Any, out: Path, near: float = dedup.NEAR) -> dict[str, Any]:
     """Audit the source named by cfg (a DataConfig), write the report files into out, return the report."""
-    prefix, _ = split_source(cfg.source)
+    prefix, arg = split_source(cfg.source)
+    if prefix == "folder" and arg and out.resolve().is_relative_to(Path(arg).resolve()):
+        raise DataError(f"report folder {out} lies inside the audited folder {arg}",
+                        "its contact sheets would be audited next time; give --out elsewhere")
     out.mkdir(parents=True, exist_ok=True)
     if prefix in TEXT_SOURCES:
         try:
