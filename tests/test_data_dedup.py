@@ -47,4 +47,11 @@ def test_keep_first_keeps_a_training_copy_and_drops_leaked_test_items():
     edges = np.array([[0, 2], [3, 4], [1, 5]])   # 2 copies train item 0; 3-4 only in test; 1-5 in train
     drop = dedup.keep_first(6, edges, is_test)
     assert drop.tolist() == [False, False, True, False, True, True]
-    assert dedup.groups_from_pairs(6, edges) == [[0, 2], [1, 5], [3, 4]]
+    assert dedup.representatives(6, edges, is_test) == [[0, 2], [1, 5], [3, 4]]
+
+
+def test_a_chain_of_look_alikes_keeps_its_ends():
+    """a~b and b~c, but a and c differ: only b goes, and no group chains a to c."""
+    edges, is_test = np.array([[0, 1], [1, 2]]), np.zeros(3, bool)
+    assert dedup.keep_first(3, edges, is_test).tolist() == [False, True, False]
+    assert dedup.representatives(3, edges, is_test) == [[0, 1]]

@@ -132,7 +132,7 @@ def audit_images(data: ImageData, near: float = dedup.NEAR) -> tuple[dict[str, A
     pairs, _ = dedup.near_pairs(feats, near)
     same = np.array([keys[i] == keys[j] for i, j in pairs], bool).reshape(-1)
     near_only = pairs[~same] if len(pairs) else pairs
-    near_groups = dedup.groups_from_pairs(len(x), near_only)
+    near_groups = dedup.representatives(len(x), near_only, is_test)
     report["exact_duplicates"] = _dup_facts(exact, split_of, names, item)
     report["near_duplicates"] = _dup_facts(near_groups, split_of, names, item)
     exact_pairs = np.array([(g[0], j) for g in exact for j in g[1:]], np.int64).reshape(-1, 2)
@@ -145,8 +145,12 @@ def audit_images(data: ImageData, near: float = dedup.NEAR) -> tuple[dict[str, A
     cross = all_pairs[is_test[all_pairs[:, 0]] != is_test[all_pairs[:, 1]]] if len(all_pairs) else all_pairs
     sheets = {"exact_duplicates": exact, "near_duplicates": near_groups,
               "cross_split": [sorted(p, key=lambda i: is_test[i]) for p in cross.tolist()],
-              "outliers": [[i] for i, _ in report["outliers"].pop("_ids")]}
+              "outliers": _rows([i for i, _ in report["outliers"].pop("_ids")], 8)}
     return report, sheets
+
+
+def _rows(ids: list[int], width: int) -> list[list[int]]:
+    return [ids[k:k + width] for k in range(0, len(ids), width)]
 
 
 def item_names(data: ImageData) -> list[str]:

@@ -20,8 +20,6 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 NEAR = 0.995          # cosine at or above which two images count as near-duplicates
 FEATURE_SIDE = 32
@@ -45,10 +43,14 @@ def grey(x: torch.Tensor) -> torch.Tensor:
 
 @lru_cache(maxsize=16)
 def _axis_matrix(src: int, dst: int) -> torch.Tensor:
-    """[dst, src]: antialiased bilinear resize then a [1, 2, 1] blur along one axis, as a matrix."""
+    """[dst, src]: antialiased bilinear resize along one axis, as a matrix; when shrinking, also a
+    [1, 2, 1] blur, so resampling and JPEG noise do not count. Images at or under 32 pixels keep
+    their finest detail: a 2-pixel check pattern is what tells two Fashion-MNIST shirts apart."""
     eye = torch.eye(src).view(src, 1, 1, src)
     cols = F.interpolate(eye, size=(1, dst), mode="bilinear", antialias=True, align_corners=False)
     resize = cols.view(src, dst).T
+    if src <= dst:
+        return resize
     blur = torch.zeros(dst, dst)
     for i in range(dst):  # replicate padding at both ends
         for j, w in ((i - 1, 0.25), (i, 0.5), (i + 1, 0.25)):
@@ -116,18 +118,6 @@ def near_pairs(feats: torch.Tensor, threshold: float = NEAR, dims: int = 32,
     return pairs[order], cos.numpy()[ok][order].astype(np.float32)
 
 
-def groups_from_pairs(n: int, pairs: np.ndarray) -> list[list[int]]:
-    """Connected components (size >= 2) of the graph on range(n) with the given edges."""
-    if len(pairs) == 0:
-        return []
-    g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    _, label = connected_components(g, directed=False)
-    comps: dict[int, list[int]] = {}
-    for i in np.unique(pairs):
-        comps.setdefault(int(label[i]), []).append(int(i))
-    return sorted((sorted(c) for c in comps.values()), key=lambda c: (-len(c), c[0]))
-
-
 def groups_from_keys(keys: list[str]) -> list[list[int]]:
     """Indices sharing one key (e.g. a content hash), groups of size >= 2."""
     by: dict[str, list[int]] = {}
@@ -137,18 +127,38 @@ def groups_from_keys(keys: list[str]) -> list[list[int]]:
 
 
 def keep_first(n: int, edges: np.ndarray, is_test: np.ndarray) -> np.ndarray:
-    """bool [n], True for items to drop so that each duplicate group keeps one member.
+    """bool [n], True for items to drop: going through training items first, then test items,
+    each in order, an item is dropped when one of its duplicates is already kept.
 
-    The kept member is the group's first training item (so test items copying training items go),
-    or its first test item when the group lies wholly in the test split.
+    So test items copying training items go, and a chain a~b~c (a and c not alike) keeps a and c.
     """
     drop = np.zeros(n, bool)
-    if len(edges) == 0:
-        return drop
-    g = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
-    _, label = connected_components(g, directed=False)
-    order = np.lexsort((np.arange(n), is_test))           # training items first, then by index
-    _, first = np.unique(label[order], return_index=True)
-    drop = np.ones(n, bool)
-    drop[order[first]] = False
+    for i, partners in _keep_order(n, edges, is_test):
+        drop[i] = any(not drop[j] for j in partners if _before(j, i, is_test))
     return drop
+
+
+def representatives(n: int, edges: np.ndarray, is_test: np.ndarray) -> list[list[int]]:
+    """Groups without chaining: each kept item followed by the dropped items it duplicates."""
+    drop = keep_first(n, edges, is_test)
+    groups: dict[int, list[int]] = {}
+    for i, partners in _keep_order(n, edges, is_test):
+        if drop[i]:
+            keeper = min((j for j in partners if not drop[j] and _before(j, i, is_test)),
+                         key=lambda j: (is_test[j], j))
+            groups.setdefault(keeper, [keeper]).append(i)
+    return sorted(groups.values(), key=lambda g: (-len(g), g[0]))
+
+
+def _before(j: int, i: int, is_test: np.ndarray) -> bool:
+    return (is_test[j], j) < (is_test[i], i)
+
+
+def _keep_order(n: int, edges: np.ndarray, is_test: np.ndarray):
+    partners: dict[int, list[int]] = {}
+    for a, b in edges.tolist():
+        if a != b:
+            partners.setdefault(a, []).append(b)
+            partners.setdefault(b, []).append(a)
+    for i in sorted(partners, key=lambda i: (is_test[i], i)):
+        yield i, partners[i]
