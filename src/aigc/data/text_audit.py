@@ -127,8 +127,9 @@ def text_advice(r: dict[str, Any]) -> list[str]:
         if s["empty"]:
             out.append(f"{name}: {s['empty']} empty samples: they teach the model to stop at once; drop them.")
         if s["duplicate_extra_copies"]:
-            out.append(f"{name}: {s['duplicate_extra_copies']} extra copies of repeated samples: "
-                       "those weigh more in training and are the first a model memorizes.")
+            why = ("those weigh more in training and are the first a model memorizes" if name == "train"
+                   else "they count several times in the test loss")
+            out.append(f"{name}: {s['duplicate_extra_copies']} extra copies of repeated samples: {why}.")
     if not out:
         out.append("No problems found: no overlap, suspicious characters, empty or duplicate samples.")
     return out
