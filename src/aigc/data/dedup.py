@@ -1,9 +1,11 @@
 """Duplicate finding on uint8 image tensors: exact content hashes and near-duplicate pairs.
 
 A near-duplicate is judged on a small, brightness-blind picture of each image: grey, resized
-to 32x32, lightly blurred (so JPEG noise and resampling do not count), mean removed, unit
-length. Two images are near-duplicates when the cosine of those vectors is at least `NEAR`
-(0.995). Why not a perceptual hash: on Fashion-MNIST a 64-bit pHash puts 10% of distinct
+to 32x32 (and lightly blurred when that shrinks it, so JPEG noise and resampling do not count),
+mean removed, unit length. Two images are near-duplicates when the cosine of those vectors is at
+least `NEAR` (0.995). Images of 32 pixels or less keep their finest detail; the price: a copy of
+such an image that was resized (which blurs it at that scale) is mostly missed.
+Why not a perceptual hash: on Fashion-MNIST a 64-bit pHash puts 10% of distinct
 items within 4 bits of another while brightness-shifted copies drift 8-20 bits, so no radius
 separates them; this feature does (see tests/test_data_dedup.py).
 
