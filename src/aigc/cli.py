@@ -126,6 +126,70 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_config(args: argparse.Namespace):
+    """A checked DataConfig from the source and the shaping options the user gave."""
+    from .config import DataConfig, from_dict
+
+    fields = {"source": args.source}
+    for key in ("root", "image_size", "channels", "crop", "limit", "test_fraction", "split_seed"):
+        if getattr(args, key, None) is not None:
+            fields[key] = getattr(args, key)
+    cfg = from_dict(DataConfig, fields, "data")
+    cfg.check()
+    return cfg
+
+
+def cmd_data_audit(args: argparse.Namespace) -> int:
+    from .data.audit_report import run_audit, summary
+
+    if not 0.0 < args.near < 1.0:
+        raise ConfigError(f"--near is {args.near}", "use a cosine between 0 and 1, e.g. 0.995")
+    out = Path(args.out or Path("audits") / re.sub(r"[^A-Za-z0-9._-]+", "-", args.source).strip("-"))
+    report = run_audit(_data_config(args), out, near=args.near)
+    print("\n".join(summary(report)))
+    print(f"report written to {out}/report.md (and report.json, contact sheets)")
+    return 0
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    from .data.prepare import prepare
+
+    manifest = prepare(_data_config(args), Path(args.out), dedup=args.dedup)
+    counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
+    print(f"prepared {manifest['source']} -> {args.out}: {counts}, shape {manifest['shape']}")
+    if manifest["dedup"]:
+        print(f"dropped duplicates: {manifest['dedup']['dropped']}")
+    print(f"train on it with: aigc train RECIPE --set data.source=prepared:{args.out}")
+    return 0
+
+
+def _add_data_commands(sub: Any) -> None:
+    d = sub.add_parser("data", help="audit a dataset, or prepare it once for training")
+    dsub = d.add_subparsers(dest="data_command", required=True, parser_class=Parser)
+    a = dsub.add_parser("audit", help="report counts, duplicates, leaks, outliers and what to do")
+    a.add_argument("source", help="dataset name or source: fashion-mnist, digits, folder:DIR, npz:FILE, "
+                                  "prepared:DIR, names, lines:FILE, text:FILE")
+    a.add_argument("--out", help="report folder (default: audits/SOURCE)")
+    a.add_argument("--near", type=float, default=0.995, help="cosine at which images count as near-duplicates")
+    p = dsub.add_parser("prepare", help="resize/crop/convert, optionally de-duplicate, save for `prepared:DIR`")
+    p.add_argument("source", help="image dataset name or source (see `aigc data audit --help`)")
+    p.add_argument("--out", required=True, help="folder for data.safetensors and manifest.json")
+    p.add_argument("--dedup", action="store_true",
+                   help="drop exact and near-duplicates, and test items that duplicate training items")
+    p.add_argument("--image-size", type=int, help="square side after crop and resize")
+    p.add_argument("--channels", type=int, choices=[1, 3], help="1 (grayscale) or 3 (RGB)")
+    p.add_argument("--crop", choices=["center", "random", "none"], help="how non-square images become square")
+    p.add_argument("--test-fraction", type=float, help="test share where the source has no test split")
+    p.add_argument("--split-seed", type=int, help="seed of that split")
+    for q in (a, p):
+        q.add_argument("--root", help="folder holding a named dataset's files")
+        q.add_argument("--limit", type=int, help="only the first N training items")
+    a.add_argument("--image-size", type=int, help="compare images at this side (default: up to 64)")
+    a.add_argument("--channels", type=int, choices=[1, 3], help="1 (grayscale) or 3 (RGB)")
+    a.set_defaults(func=cmd_data_audit)
+    p.set_defaults(func=cmd_data_prepare)
+
+
 # ---------------------------------------------------------------- parser
 
 def build_parser() -> Parser:
@@ -170,6 +234,7 @@ def build_parser() -> Parser:
     e.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
     e.add_argument("--out", help="folder for the PNGs (default RUN_DIR/explore, linked from report.md)")
     e.set_defaults(func=cmd_explore)
+    _add_data_commands(sub)
     return p
 
 
