@@ -179,15 +179,11 @@ class Trainer:
         self.model.train()
         with _Interrupt() as interrupt, open(metrics_path, "a", encoding="utf-8") as log:
             while self.step < t.steps and not interrupt.requested:
-                idx = self.order.indices(self.step)
-                batch = {k: v[idx] for k, v in self.data.train.items()}
                 tic = time.perf_counter()
-                logs = self.model.training_step(batch, self.opts, self.step)
+                logs = self.train_step()
                 window_time += time.perf_counter() - tic
-                if logs and not torch.isfinite(torch.stack([v.float() for v in logs.values()])).all():
-                    self._roll_back(logs)
+                if logs is None:
                     continue
-                self.step += 1
                 window_steps += 1
                 bar.update(1)
                 for k, v in logs.items():
@@ -224,6 +220,20 @@ class Trainer:
         if interrupt.requested:
             self.echo(f"interrupted at step {self.step}; checkpoint saved. Continue with --resume")
         return Result(self.run_dir, self.step, interrupt.requested, self.elapsed)
+
+    def train_step(self) -> dict[str, torch.Tensor] | None:
+        """The hot loop's body: this step's batch (an index slice), the model's update, a NaN check.
+
+        Returns the step's detached logs, or None when a non-finite loss rolled training back.
+        """
+        idx = self.order.indices(self.step)
+        batch = {k: v[idx] for k, v in self.data.train.items()}
+        logs = self.model.training_step(batch, self.opts, self.step)
+        if logs and not torch.isfinite(torch.stack([v.float() for v in logs.values()])).all():
+            self._roll_back(logs)
+            return None
+        self.step += 1
+        return logs
 
     def _trim_metrics(self, path: Path) -> None:
         """Drop rows logged after the checkpoint we resume from (that work was lost)."""
