@@ -99,6 +99,13 @@ def read_run_config(run_dir: Path) -> Config:
     return cfg
 
 
+def compile_networks(model: torch.nn.Module) -> None:
+    """torch.compile each network the model holds, in place: weights and state_dict keys stay the same."""
+    for child in model.children():
+        if any(True for _ in child.parameters()):
+            child.compile(dynamic=False)
+
+
 class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, *, resume: bool = False, data: Dataset | None = None,
                  evaluator: Evaluator | None = None, echo: Callable[[str], None] = print):
@@ -113,6 +120,8 @@ class Trainer:
             raise ConfigError(f"model {cfg.model['name']} makes {self.model.modality} but {cfg.data.source} "
                               f"holds {self.data.modality}", "pick a model for this kind of data")
         self.opts = self.model.configure_optimizers(cfg.train)
+        if cfg.train.compile:
+            compile_networks(self.model)
         self.order = BatchOrder(len(self.data), cfg.train.batch_size, cfg.seed)
         self.step, self.lr_scale, self.rollbacks, self.best = 0, 1.0, 0, None
         self.elapsed = 0.0
@@ -228,7 +237,8 @@ class Trainer:
         """
         idx = self.order.indices(self.step)
         batch = {k: v[idx] for k, v in self.data.train.items()}
-        logs = self.model.training_step(batch, self.opts, self.step)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16"):
+            logs = self.model.training_step(batch, self.opts, self.step)
         if logs and not torch.isfinite(torch.stack([v.float() for v in logs.values()])).all():
             self._roll_back(logs)
             return None
