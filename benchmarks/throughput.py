@@ -22,13 +22,13 @@ PAIRS = {"mlp-gan": ("fashion-gan", MLPGANTutorial), "dcgan": ("fashion-dcgan", 
 TARGETS = {"mlp-gan": 3.0, "dcgan": 2.0}
 
 
-def speed_variants(smoke: bool) -> list[tuple[str, list[str]]]:
-    """aigc's default and each speed switch TrainConfig offers (those that change numerics say so)."""
+def speed_variants(full: bool) -> list[tuple[str, list[str]]]:
+    """aigc's default and each speed switch TrainConfig offers (compile takes minutes: full runs, MLP only)."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     out = [("aigc (fp32, default)", [])]
     if "precision" in fields:
         out.append(("aigc bf16 autocast", ["train.precision=bf16"]))
-    if "compile" in fields and not smoke:
+    if "compile" in fields and full:
         out.append(("aigc torch.compile", ["train.compile=true"]))
     return out
 
@@ -67,12 +67,12 @@ def _steps(obj: Any, n: int):
     return run
 
 
-def training_throughput(bench: Bench, pair: str, steps: int, repeats: int, smoke: bool) -> dict[str, Any]:
+def training_throughput(bench: Bench, pair: str, steps: int, repeats: int, full: bool) -> dict[str, Any]:
     """Images/s of aigc's recipe (and its speed switches) vs the tutorial reference, interleaved."""
     recipe, Reference = PAIRS[pair]
     batch = bench.config(recipe, []).train.batch_size
     contenders = {}
-    for label, overrides in speed_variants(smoke):
+    for label, overrides in speed_variants(full):
         contenders[label] = (_steps(bench.trainer(recipe, overrides), steps), steps * batch)
     root = torchvision_root(bench.workdir / "torchvision", bench.data_root or Path("/usr/share/datasets/fashion-mnist"))
     contenders["tutorial reference"] = (_steps(Reference(root, batch_size=batch), steps), steps * batch)
