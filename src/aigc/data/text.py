@@ -233,30 +233,31 @@ def text_dataset(name: str, splits: dict[str, list[str]], *, kind: str, block_si
     return Dataset(name, "text", tensors["train"], tensors.get("test"), info, tensors.get("val"))
 
 
-def _split_meta(cfg: Any, rule: str) -> dict[str, Any]:
-    return {"split": {"rule": rule, "seed": cfg.split_seed, "fraction": cfg.test_fraction}}
+SHUFFLED = "shuffle (torch.randperm seeded split_seed); test, then val, each round(n * test_fraction)"
+CONTIGUOUS = "contiguous: train is the head, then val, then test (the tail), each test_fraction long"
 
 
-def _with_rule(ds: Dataset, cfg: Any, rule: str) -> Dataset:
-    ds.meta["split"].update(_split_meta(cfg, rule)["split"])
+def _load(cfg: Any, name: str, kind: str, rule: str) -> Dataset:
+    ds = text_dataset(name, load_text_samples(cfg), kind=kind, block_size=cfg.block_size)
+    ds.meta["split"].update(rule=rule, seed=cfg.split_seed, fraction=cfg.test_fraction)
     return ds
 
 
 @DATA_SOURCES.register("names")
 def names_source(cfg: Any, arg: str | None) -> Dataset:
+    """US census first and last names from the `names` package, lower-cased, each once."""
     if arg:
         raise DataError(f"data source 'names:{arg}' takes no path", "write `names`, or lines:PATH for your own file")
-    ds = text_dataset("names", load_text_samples(cfg), kind="lines", block_size=cfg.block_size)
-    return _with_rule(ds, cfg, "shuffle (torch.randperm, seed) then test, val, train")
+    return _load(cfg, "names", "lines", SHUFFLED)
 
 
 @DATA_SOURCES.register("lines")
 def lines_source(cfg: Any, arg: str | None) -> Dataset:
-    ds = text_dataset(f"lines:{arg}", load_text_samples(cfg), kind="lines", block_size=cfg.block_size)
-    return _with_rule(ds, cfg, "shuffle (torch.randperm, seed) then test, val, train")
+    """Each non-empty line of a UTF-8 file is one sample, ended by the end token."""
+    return _load(cfg, f"lines:{arg}", "lines", SHUFFLED)
 
 
 @DATA_SOURCES.register("text")
 def text_source(cfg: Any, arg: str | None) -> Dataset:
-    ds = text_dataset(f"text:{arg}", load_text_samples(cfg), kind="text", block_size=cfg.block_size)
-    return _with_rule(ds, cfg, "contiguous: train head, then val, then test tail")
+    """One continuous UTF-8 text cut into windows of data.block_size characters."""
+    return _load(cfg, f"text:{arg}", "text", CONTIGUOUS)
