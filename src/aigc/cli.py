@@ -18,7 +18,7 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         m = re.search(r"unrecognized arguments: (\S+)", message)
         if m:
-            opts = [o for a in self._actions for o in a.option_strings]
+            opts = self._all_options()
             guess = closest(m.group(1).split("=")[0], opts)
             if guess:
                 message += f" (did you mean {guess}?)"
@@ -29,6 +29,15 @@ class Parser(argparse.ArgumentParser):
             message = f"unknown command '{m.group(1)}'" + (f" (did you mean '{guess}'?)" if guess else "")
         print(f"error: {message} (see `{self.prog} --help`)", file=sys.stderr)
         raise SystemExit(2)
+
+    def _all_options(self) -> list[str]:
+        """Option strings of this parser and all its sub-parsers (unknown options surface at the top)."""
+        opts = [o for a in self._actions for o in a.option_strings]
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    opts += sub._all_options()
+        return opts
 
 
 # ---------------------------------------------------------------- commands

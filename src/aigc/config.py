@@ -180,7 +180,7 @@ def from_dict(cls: type, data: Any, where: str = "config") -> Any:
     for key in data:
         if key not in fields:
             guess = closest(str(key), fields)
-            hint = f"did you mean '{guess}'?" if guess else f"known keys: {', '.join(fields)}"
+            hint = f"did you mean '{_join(where, guess)}'?" if guess else f"known keys: {', '.join(fields)}"
             raise ConfigError(f"unknown key '{_join(where, key)}'", hint)
     kwargs = {k: _coerce(v, hints[k], _join(where, k)) for k, v in data.items()}
     return cls(**kwargs)

@@ -124,9 +124,12 @@ def _find_idx_dir(cfg: Any, name: str) -> Path:
     """Explicit root, $AIGC_DATA, the system's dataset folder, then the user cache."""
     from .base import cache_dir
 
+    if cfg.root:  # an explicit folder is the only place looked at
+        if _idx_file(Path(cfg.root), "train-images-idx3-ubyte"):
+            return Path(cfg.root)
+        raise DataError(f"no {name} idx files (train-images-idx3-ubyte[.gz]) in {cfg.root}",
+                        "point data.root at the folder holding the four idx files")
     candidates = []
-    if cfg.root:
-        candidates.append(Path(cfg.root))
     if os.environ.get("AIGC_DATA"):
         env = Path(os.environ["AIGC_DATA"])
         candidates += [env / name, env]
@@ -134,9 +137,6 @@ def _find_idx_dir(cfg: Any, name: str) -> Path:
     for folder in candidates:
         if _idx_file(folder, "train-images-idx3-ubyte"):
             return folder
-    if cfg.root:
-        raise DataError(f"no {name} idx files (train-images-idx3-ubyte[.gz]) in {cfg.root}",
-                        "point data.root at the folder holding the four idx files")
     folder = cache_dir() / "downloads" / name
     if _download(name, folder):
         return folder
@@ -298,7 +298,7 @@ def _decode(path: Path, channels: int | None) -> np.ndarray:
             im2 = im.convert("L" if im.mode in ("1", "L", "F") else "RGB")
         if channels == 1:
             im2 = im2.convert("L")
-        a = np.asarray(im2, dtype=np.uint8)
+        a = np.array(im2, dtype=np.uint8)
         return a[..., None] if a.ndim == 2 else a
 
 

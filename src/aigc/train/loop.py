@@ -113,6 +113,7 @@ class Trainer:
             raise ConfigError(f"model {cfg.model['name']} makes {self.model.modality} but {cfg.data.source} "
                               f"holds {self.data.modality}", "pick a model for this kind of data")
         self.opts = self.model.configure_optimizers(cfg.train)
+        self.base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.opts.items()}
         self.order = BatchOrder(len(self.data), cfg.train.batch_size, cfg.seed)
         self.step, self.lr_scale, self.rollbacks, self.best = 0, 1.0, 0, None
         self.elapsed = 0.0
@@ -246,13 +247,12 @@ class Trainer:
                                    f"{self.cfg.train.max_rollbacks} rollbacks",
                                    "lower train.lr or check the data; the last good checkpoint is kept")
         ckpt = find_checkpoint(self.run_dir, warn=self.echo)
-        rollbacks = self.rollbacks
-        self._restore(ckpt)
-        self.rollbacks = rollbacks
-        self.lr_scale *= 0.5
-        for opt in self.opts.values():  # restored groups carry the checkpoint's rate: halve it
-            for g in opt.param_groups:
-                g["lr"] *= 0.5
+        rollbacks, scale = self.rollbacks, self.lr_scale * 0.5
+        self._restore(ckpt)  # the checkpoint may predate earlier rollbacks: keep our own count and scale
+        self.rollbacks, self.lr_scale = rollbacks, scale
+        for name, opt in self.opts.items():
+            for group, base in zip(opt.param_groups, self.base_lrs[name], strict=True):
+                group["lr"] = base * scale
         self.echo(f"warning: {bad} not finite at step {self.step + 1}; rolled back to {ckpt.name}, "
                   f"learning rate x{self.lr_scale:g} ({self.rollbacks}/{self.cfg.train.max_rollbacks})")
 
