@@ -1,6 +1,7 @@
 """Character models: memorising a tiny file, cached == uncached sampling, filtering, resume, the API."""
 from __future__ import annotations
 
+import json
 import math
 import shutil
 
@@ -140,3 +141,15 @@ def test_sampling_options_and_bad_values(tmp_path):
     for bad in ({"temperature": -1}, {"top_k": 0}, {"top_p": 1.5}, {"max_len": 0}, {"labels": "x"}):
         with pytest.raises(ConfigError):
             run.sample(2, **bad)
+
+
+def test_the_learning_rate_warms_up_then_follows_the_cosine(tmp_path):
+    model = {**TINY["rnn"], "schedule": "cosine", "warmup": 4, "min_lr": 0.1}
+    train(config(model, 12, log_every=1), tmp_path / "r", data=names_data(), echo=lambda m: None)
+    rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in rows if "lr" in r]
+    assert lrs[:4] == pytest.approx([0.0025, 0.005, 0.0075, 0.01])       # step s uses (s + 1) / warmup
+    assert lrs[4] == pytest.approx(0.01) and lrs[-1] == pytest.approx(0.01 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 7 / 8))))
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:], strict=False))
+    groups = json.loads(next((tmp_path / "r" / "checkpoints").glob("step-*/state.json")).read_text())["param_groups"]
+    assert groups["model"][0]["lr"] == 0.01                               # the stored rate stays nominal

@@ -106,11 +106,7 @@ class CharLM(GenerativeModel):
         params = [p for p in self.parameters() if p.requires_grad]
         groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": train.weight_decay},
                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-        opt = torch.optim.AdamW(groups, lr=train.lr, betas=tuple(train.betas))
-        for g in opt.param_groups:
-            g["lr"] = train.lr * self.lr_factor(0)
-            g["sched_step"] = 0
-        return {"model": opt}
+        return {"model": torch.optim.AdamW(groups, lr=train.lr, betas=tuple(train.betas))}
 
     def lr_factor(self, step: int) -> float:
         c = self.cfg
@@ -121,14 +117,6 @@ class CharLM(GenerativeModel):
             f *= c.min_lr + (1.0 - c.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
         return f
 
-    def _schedule(self, opt: torch.optim.Optimizer, step: int) -> None:
-        # Multiplicative, so a rollback's halving of the rate (by the trainer) survives the schedule.
-        for g in opt.param_groups:
-            last = g.get("sched_step", 0)
-            if last != step:
-                g["lr"] *= self.lr_factor(step) / self.lr_factor(last)
-                g["sched_step"] = step
-
     def _inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets, trimmed to the longest row in the batch (padding costs nothing)."""
         length = int((x[:, 1:] != PAD).sum(1).max()) if x.numel() else 0
@@ -136,7 +124,6 @@ class CharLM(GenerativeModel):
 
     def training_step(self, batch, opts, step):
         opt = opts["model"]
-        self._schedule(opt, step)
         inp, tgt = self._inputs(batch["x"])
         logits, _ = self(inp)
         loss = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=PAD)
@@ -144,8 +131,16 @@ class CharLM(GenerativeModel):
         loss.backward()
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.parameters(), self.cfg.grad_clip)
+        # The groups keep the trainer's rate (which a rollback may lower); the schedule scales it for
+        # this one update only, so it is a pure function of the step and resumes exactly.
+        nominal = [g["lr"] for g in opt.param_groups]
+        factor = self.lr_factor(step)
+        for g in opt.param_groups:
+            g["lr"] *= factor
         opt.step()
-        return {"loss": loss.detach()}
+        for g, lr in zip(opt.param_groups, nominal, strict=True):
+            g["lr"] = lr
+        return {"loss": loss.detach(), "lr": torch.tensor(nominal[0] * factor)}
 
     def log_likelihood(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """log p(row) in nats per row (every non-pad target, the end token included)."""
