@@ -53,9 +53,10 @@ def seconds_per_step(cfg, data, steps: int = 40) -> float:
     return (time.perf_counter() - tic) / steps
 
 
-def run_family(family: str, minutes: float, data, out: Path) -> dict:
+def run_family(family: str, minutes: float, data, out: Path, overrides: list[str]) -> dict:
     torch.set_num_threads(1)
-    cfg = load_config(f"names-{family}", ["train.sample_every=0", "train.progress=false", "train.threads=1"])
+    cfg = load_config(f"names-{family}", ["train.sample_every=0", "train.progress=false", "train.threads=1",
+                                          *overrides])
     per_step = seconds_per_step(cfg, data)
     steps = max(100, int(minutes * 60 / per_step))
     cfg = load_config(cfg.to_dict(), [f"train.steps={steps}", f"train.ckpt_every={steps}"])
@@ -80,7 +81,8 @@ def table(rows: list[dict], args: argparse.Namespace, load: tuple[str, str]) -> 
     lines = [
         "# makemore names.txt benchmark", "",
         f"Command: `PYTHONPATH=src nice -n 5 python benchmarks/makemore.py --minutes {args.minutes:g} "
-        f"--rnn-minutes {args.rnn_minutes:g}` (commit {commit}, torch {torch.__version__}, 1 thread).",
+        f"--rnn-minutes {args.rnn_minutes:g} --families {args.families}"
+        + "".join(f" --set {x}" for x in args.set or []) + f"` (commit {commit}, torch {torch.__version__}, 1 thread).",
         f"Machine: {os.cpu_count()} cores shared with other jobs; load average {load[0]} at the start, "
         f"{load[1]} at the end, so these times are from a loaded machine.", "",
         "Split: makemore's (torch.randperm seeded 3407; test = last 1,000 of 32,032 names). Test loss: mean "
@@ -107,6 +109,7 @@ def main() -> int:
     p.add_argument("--families", default="transformer,rnn,gru,lstm")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "makemore.md")
     p.add_argument("--runs", type=Path, help="keep the runs here (default: a temporary folder)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override every recipe, e.g. model.dropout=0")
     args = p.parse_args()
     if not args.data.is_file():
         print(f"error: {args.data} not found (makemore's names.txt; see ../shared/data/README.md)", file=sys.stderr)
@@ -118,7 +121,7 @@ def main() -> int:
         runs = args.runs or Path(tmp)
         for family in args.families.split(","):
             minutes = args.minutes if family == "transformer" else args.rnn_minutes
-            rows.append(run_family(family, minutes, data, runs))
+            rows.append(run_family(family, minutes, data, runs, args.set or []))
     load_end = " ".join(f"{x:.1f}" for x in os.getloadavg())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(table(rows, args, (load_start, load_end)), encoding="utf-8")
