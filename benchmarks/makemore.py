@@ -56,7 +56,7 @@ def seconds_per_step(cfg, data, steps: int = 40) -> float:
 def run_family(family: str, minutes: float, data, out: Path, overrides: list[str]) -> dict:
     torch.set_num_threads(1)
     cfg = load_config(f"names-{family}", ["train.sample_every=0", "train.progress=false", "train.threads=1",
-                                          *overrides])
+                                          f"data.source=lines:{data.name}", *overrides])
     per_step = seconds_per_step(cfg, data)
     steps = max(100, int(minutes * 60 / per_step))
     cfg = load_config(cfg.to_dict(), [f"train.steps={steps}", f"train.ckpt_every={steps}"])
@@ -114,7 +114,7 @@ def main() -> int:
     if not args.data.is_file():
         print(f"error: {args.data} not found (makemore's names.txt; see ../shared/data/README.md)", file=sys.stderr)
         return 2
-    data = text_dataset("names.txt", makemore_split(args.data), kind="lines", block_size=64)
+    data = text_dataset(str(args.data.resolve()), makemore_split(args.data), kind="lines", block_size=64)
     load_start = " ".join(f"{x:.1f}" for x in os.getloadavg())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
