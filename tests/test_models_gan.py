@@ -20,11 +20,11 @@ def batch(n=8, shape=(1, 28, 28)):
 
 def test_document_mlp_gan_architecture():
     m = build_model({"name": "gan-mlp"}, META)
-    linears = [l for l in m.G.net if isinstance(l, torch.nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in linears] == [(100, 128), (128, 256), (256, 512), (512, 784)]
+    linears = [m_ for m_ in m.G.net if isinstance(m_, torch.nn.Linear)]
+    assert [(x.in_features, x.out_features) for x in linears] == [(100, 128), (128, 256), (256, 512), (512, 784)]
     assert isinstance(m.G.net[-1], torch.nn.Tanh)
-    d = [l for l in m.D.features if isinstance(l, torch.nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in d] == [(784, 512), (512, 256), (256, 128)]
+    d = [x for x in m.D.features if isinstance(x, torch.nn.Linear)]
+    assert [(x.in_features, x.out_features) for x in d] == [(784, 512), (512, 256), (256, 128)]
     assert m.D.head.linear.out_features == 1
     out = m.G(torch.randn(4, 100))
     assert out.shape == (4, 1, 28, 28)  # 784 reshaped to 28x28, not the document's 512
@@ -57,8 +57,8 @@ def test_each_loss_trains_and_changes_both_nets(name, loss):
     logs = m.training_step(batch(), opts, 0)
     assert {"d_loss", "g_loss"} <= set(logs) and all(torch.isfinite(v) for v in logs.values())
     assert ("gp" in logs) == (loss == "wgan-gp")
-    assert any(not torch.equal(a, b) for a, b in zip(g0, m.G.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(d0, m.D.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(g0, m.G.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, m.D.parameters(), strict=True))
 
 
 def test_n_critic_updates_g_every_nth_step():

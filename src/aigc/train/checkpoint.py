@@ -127,9 +127,11 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, opts: dict
         _fsync_write(tmp / "state.json", json.dumps({**state, "step": step, "param_groups": groups,
                                                       "sha256": files}, indent=1))
         _fsync_write(tmp / COMPLETE, "ok\n")
-        if final.exists():
-            shutil.rmtree(final)
+        old = root / f".old-step-{step:08d}-{os.getpid()}"
+        if final.exists():  # moved aside, not deleted, until the new one is in place
+            os.rename(final, old)
         os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(f"could not write checkpoint {final}: {e.strerror or e}",
@@ -151,6 +153,13 @@ def _unshare(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out[k] = v.clone() if ptr in seen and ptr != -1 else v
         seen.setdefault(ptr, k)
     return out
+
+
+def clean_partial(run_dir: Path) -> None:
+    """Remove leftovers of writes that a kill interrupted (they never count as checkpoints)."""
+    root = Path(run_dir) / "checkpoints"
+    for p in [*root.glob(".tmp-step-*"), *root.glob(".old-step-*")] if root.is_dir() else []:
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:

@@ -20,10 +20,16 @@ from tqdm import tqdm
 
 from ..config import Config, from_dict
 from ..data import Dataset, load_dataset
-from ..errors import ConfigError, TrainingDiverged
+from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..io import atomic_write, save_samples
 from ..models.base import GenerativeModel, build_model, count_parameters
-from .checkpoint import find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    clean_partial,
+    find_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .report import plot_curves, read_metrics, write_report
 
 SAMPLE_SEED_OFFSET = 12345  # fixed noise for progress grids, independent of the training RNG
@@ -137,10 +143,15 @@ class Trainer:
                                       "resume with the same settings, or start a new run with another --out")
 
     def _write_run_files(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.run_dir / "config.yaml", lambda p: p.write_text(self.cfg.to_yaml(), encoding="utf-8"))
-        atomic_write(self.run_dir / "data.json",
-                     lambda p: p.write_text(json.dumps(self.data.meta, indent=1, ensure_ascii=False)))
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            clean_partial(self.run_dir)
+            atomic_write(self.run_dir / "config.yaml", lambda p: p.write_text(self.cfg.to_yaml(), encoding="utf-8"))
+            atomic_write(self.run_dir / "data.json",
+                         lambda p: p.write_text(json.dumps(self.data.meta, indent=1, ensure_ascii=False)))
+        except OSError as e:
+            raise CheckpointError(f"cannot write the run directory {self.run_dir}: {e.strerror or e}",
+                                  "choose a writable --out with free space") from None
 
     def _restore(self, ckpt: Path) -> None:
         state = load_checkpoint(ckpt, self.model, self.opts)
@@ -162,6 +173,13 @@ class Trainer:
     # ------------------------------------------------------------ the loop
 
     def fit(self) -> Result:
+        try:
+            return self._fit()
+        except OSError as e:  # a full disk or a folder that vanished: say so, keep what was saved
+            raise CheckpointError(f"writing to {e.filename or self.run_dir} failed: {e.strerror or e}",
+                                  "free disk space or choose a writable --out; saved checkpoints are intact") from None
+
+    def _fit(self) -> Result:
         t = self.cfg.train
         metrics_path = self.run_dir / "metrics.jsonl"
         self._trim_metrics(metrics_path)
