@@ -96,6 +96,11 @@ def sample_options(args: argparse.Namespace) -> dict[str, Any]:
         opts["labels"] = args.label
     if args.no_ema:
         opts["ema"] = False
+    for key in ("temperature", "top_k", "top_p", "prompt", "max_len"):
+        if getattr(args, key) is not None:
+            opts[key] = getattr(args, key)
+    if args.drop_copies:
+        opts["drop_copies"] = True
     return opts
 
 
@@ -190,6 +195,26 @@ def _add_data_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_data_prepare)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from .api import load
+    from .data import load_dataset
+    from .io import atomic_write
+    from .metrics import EVALUATORS
+
+    loaded = load(args.run_dir, args.checkpoint)
+    if loaded.modality not in EVALUATORS:
+        raise ConfigError(f"no evaluation for {loaded.modality} runs yet", f"evaluable: {', '.join(EVALUATORS)}")
+    data = load_dataset(loaded.config.data)
+    scores = EVALUATORS[loaded.modality](loaded, data, args.n, seed=args.seed, split=args.split)
+    for k, v in scores.items():
+        print(f"{k:24s} {v:.4f}" if isinstance(v, float) else f"{k:24s} {v}")
+    out = Path(args.run_dir) / "eval.json"
+    atomic_write(out, lambda p: p.write_text(json.dumps({"checkpoint": loaded.checkpoint.name, **scores}, indent=1)))
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 def build_parser() -> Parser:
@@ -218,6 +243,13 @@ def build_parser() -> Parser:
     s.add_argument("--format", choices=["png", "npz", "txt"], help="output format (default from --out's suffix)")
     s.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
     s.add_argument("--no-ema", action="store_true", help="sample the raw generator instead of its EMA")
+    s.add_argument("--temperature", type=float, help="text: sharpen (<1) or flatten (>1) the choices; 0 is greedy")
+    s.add_argument("--top-k", type=int, help="text: choose only among the k likeliest characters")
+    s.add_argument("--top-p", type=float, help="text: choose only among the likeliest characters holding this mass")
+    s.add_argument("--prompt", help="text: start every sample with this text and continue it")
+    s.add_argument("--max-len", type=int, help="text: at most this many new characters a sample")
+    s.add_argument("--drop-copies", "--novel", action="store_true",
+                   help="text: leave out samples that occur verbatim in the training lines")
     s.set_defaults(func=cmd_sample)
 
     e = sub.add_parser("explore", help="pictures of a run's latent space: interpolations, traversals, "
@@ -235,6 +267,13 @@ def build_parser() -> Parser:
     e.add_argument("--out", help="folder for the PNGs (default RUN_DIR/explore, linked from report.md)")
     e.set_defaults(func=cmd_explore)
     _add_data_commands(sub)
+    e = sub.add_parser("eval", help="measure a trained run on its held-out data")
+    e.add_argument("run_dir", help="a run directory written by `aigc train`")
+    e.add_argument("--n", type=int, default=1000, help="samples to draw for the sample-based metrics")
+    e.add_argument("--seed", type=int, default=0, help="random seed for the samples")
+    e.add_argument("--split", default="test", choices=["test", "val"], help="held-out split for likelihoods")
+    e.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
+    e.set_defaults(func=cmd_eval)
     return p
 
 
