@@ -60,6 +60,14 @@ CASES = {
     "not utf-8 yaml": (lambda c: ["train", f"{c}/latin1.yaml"], ["not UTF-8"]),
     "unknown recipe": (lambda c: ["train", "digit-gan"], ["unknown recipe 'digit-gan'", "digits-gan"]),
     "pickle model": (lambda c: ["sample", f"{c}/model.pt"], ["pickle", "never unpickles"]),
+    "empty text": (lambda c: ["train", "names-rnn", "--set", f"data.source=lines:{c}/empty.txt"],
+                   ["empty.txt", "no training samples"]),
+    "only newlines": (lambda c: ["train", "names-rnn", "--set", f"data.source=lines:{c}/newlines.txt"],
+                      ["newlines.txt", "no training samples"]),
+    "non-UTF-8 text": (lambda c: ["train", "names-rnn", "--set", f"data.source=text:{c}/latin1.txt"],
+                       ["latin1.txt", "not UTF-8", "UTF-8"]),
+    "missing text": (lambda c: ["train", "names-rnn", "--set", f"data.source=lines:{c}/nope.txt"],
+                     ["nope.txt", "does not exist"]),
 }
 
 
@@ -134,6 +142,26 @@ def test_idx_reader_round_trips_and_checks_length(tmp_path_factory, dims, extra)
     else:
         with pytest.raises(DataError):
             read_idx(path, len(dims))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.binary(max_size=200), st.sampled_from(["lines", "text"]))
+def test_text_loader_accepts_or_refuses_any_bytes(tmp_path_factory, blob, kind):
+    """Any file either loads (every line/char encodable, round-tripping) or gives one DataError."""
+    from aigc.data.text import load_text_samples
+
+    path = tmp_path_factory.mktemp("txt") / "f.txt"
+    path.write_bytes(blob)
+    cfg = DataConfig(source=f"{kind}:{path}", block_size=8)
+    try:
+        ds = load_dataset(cfg)
+    except DataError:
+        return
+    text = blob.decode("utf-8")
+    splits = load_text_samples(cfg)
+    assert ds.modality == "text" and len(ds) == len(splits["train"]) > 0
+    if kind == "lines":
+        assert all(s and s in text for s in splits["train"])
 
 
 def test_unknown_dataset_in_python_api():

@@ -79,3 +79,16 @@ def test_bad_input_is_one_clear_line(cache, capsys, argv, words):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and words in err and "\n" not in err
+
+
+def test_an_option_a_modality_does_not_understand_is_refused():
+    from aigc.errors import ConfigError
+    from aigc.metrics import call_evaluator
+
+    def text_like(loaded, data, n=1000, *, seed=0, split="test", **sample_options):
+        return {"n": n, "seed": seed}
+
+    assert call_evaluator(text_like, "text runs", None, None, context={"echo": print}, options={},
+                          n=None, seed=3) == {"n": 1000, "seed": 3}  # unnamed context is not passed
+    with pytest.raises(ConfigError, match="--metrics does not apply to text runs"):
+        call_evaluator(text_like, "text runs", None, None, context={}, options={"metrics": ["fid"]})

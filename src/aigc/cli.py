@@ -104,6 +104,11 @@ def sample_options(args: argparse.Namespace) -> dict[str, Any]:
         opts["labels"] = args.label
     if args.no_ema:
         opts["ema"] = False
+    for key in ("temperature", "top_k", "top_p", "prompt", "max_len"):
+        if getattr(args, key) is not None:
+            opts[key] = getattr(args, key)
+    if args.drop_copies:
+        opts["drop_copies"] = True
     return opts
 
 
@@ -124,12 +129,101 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    from .explore import explore
+
+    kinds = [k for k in ("interpolate", "traverse", "reconstruct", "neighbours") if getattr(args, k)]
+    written = explore(args.run_dir, kinds or None, checkpoint=args.checkpoint, seed=args.seed, rows=args.rows,
+                      steps=args.steps, neighbours=args.k, out=args.out)
+    print(f"{len(written)} pictures in {next(iter(written.values())).parent}" if written else "nothing to draw")
+    return 0
+
+
+def _data_config(args: argparse.Namespace):
+    """A checked DataConfig from the source and the shaping options the user gave."""
+    from .config import DataConfig, from_dict
+
+    fields = {"source": args.source}
+    for key in ("root", "image_size", "channels", "crop", "limit", "test_fraction", "split_seed"):
+        if getattr(args, key, None) is not None:
+            fields[key] = getattr(args, key)
+    cfg = from_dict(DataConfig, fields, "data")
+    cfg.check()
+    return cfg
+
+
+def cmd_data_audit(args: argparse.Namespace) -> int:
+    from .data.audit_report import run_audit, summary
+
+    if not 0.0 < args.near < 1.0:
+        raise ConfigError(f"--near is {args.near}", "use a cosine between 0 and 1, e.g. 0.995")
+    out = Path(args.out or Path("audits") / re.sub(r"[^A-Za-z0-9._-]+", "-", args.source).strip("-"))
+    report = run_audit(_data_config(args), out, near=args.near)
+    print("\n".join(summary(report)))
+    print(f"report written to {out}/report.md (and report.json, contact sheets)")
+    return 0
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    from .data.prepare import prepare
+
+    manifest = prepare(_data_config(args), Path(args.out), dedup=args.dedup)
+    counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
+    print(f"prepared {manifest['source']} -> {args.out}: {counts}, shape {manifest['shape']}")
+    if manifest["dedup"]:
+        print(f"dropped duplicates: {manifest['dedup']['dropped']}")
+    print(f"train on it with: aigc train RECIPE --set data.source=prepared:{args.out}")
+    return 0
+
+
+def _add_data_commands(sub: Any) -> None:
+    d = sub.add_parser("data", help="audit a dataset, or prepare it once for training")
+    dsub = d.add_subparsers(dest="data_command", required=True, parser_class=Parser)
+    a = dsub.add_parser("audit", help="report counts, duplicates, leaks, outliers and what to do")
+    a.add_argument("source", help="dataset name or source: fashion-mnist, digits, folder:DIR, npz:FILE, "
+                                  "prepared:DIR, names, lines:FILE, text:FILE")
+    a.add_argument("--out", help="report folder (default: audits/SOURCE)")
+    a.add_argument("--near", type=float, default=0.995, help="cosine at which images count as near-duplicates")
+    p = dsub.add_parser("prepare", help="resize/crop/convert, optionally de-duplicate, save for `prepared:DIR`")
+    p.add_argument("source", help="image dataset name or source (see `aigc data audit --help`)")
+    p.add_argument("--out", required=True, help="folder for data.safetensors and manifest.json")
+    p.add_argument("--dedup", action="store_true",
+                   help="drop exact and near-duplicates, and test items that duplicate training items")
+    p.add_argument("--image-size", type=int, help="square side after crop and resize")
+    p.add_argument("--channels", type=int, choices=[1, 3], help="1 (grayscale) or 3 (RGB)")
+    p.add_argument("--crop", choices=["center", "random", "none"], help="how non-square images become square")
+    p.add_argument("--test-fraction", type=float, help="test share where the source has no test split")
+    p.add_argument("--split-seed", type=int, help="seed of that split")
+    for q in (a, p):
+        q.add_argument("--root", help="folder holding a named dataset's files")
+        q.add_argument("--limit", type=int, help="only the first N training items")
+    a.add_argument("--image-size", type=int, help="compare images at this side (default: up to 64)")
+    a.add_argument("--channels", type=int, choices=[1, 3], help="1 (grayscale) or 3 (RGB)")
+    a.set_defaults(func=cmd_data_audit)
+    p.set_defaults(func=cmd_data_prepare)
+
+
+def eval_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Only the options the user set, so each modality's evaluator receives what it understands."""
+    opts: dict[str, Any] = {}
+    if args.metrics:
+        opts["metrics"] = [m.strip() for m in ",".join(args.metrics).split(",") if m.strip()]
+    if args.inception_weights:
+        if not Path(args.inception_weights).is_file():
+            raise ConfigError(f"--inception-weights {args.inception_weights} does not exist",
+                              "give the path of the pt_inception-2015-12-05-6726825d.pth weights file")
+        opts["inception_weights"] = args.inception_weights
+    if args.no_floor:
+        opts["floor"] = False
+    return opts
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
     from .io import atomic_write
-    from .metrics import EvalOptions, evaluate_real, evaluate_run
-    from .metrics.report import format_table, update_run_report
+    from .metrics import evaluate_real, evaluate_run
+    from .metrics.report import format_result, update_run_report
 
     if (args.run_dir is None) == (args.real is None):
         raise ConfigError("give a run directory or --real DATASET (one of them)",
@@ -139,21 +233,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else Path("runs") / f"floor-{slug}" / "eval.json"
     else:
         out = Path(args.out) if args.out else Path(args.run_dir) / "eval.json"
-    metrics = [m.strip() for m in ",".join(args.metrics).split(",") if m.strip()] if args.metrics else None
     echo = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
-    opts = EvalOptions(n=args.n, metrics=metrics, checkpoint=args.checkpoint, seed=args.seed,
-                       out_dir=out.parent, inception_weights=args.inception_weights,
-                       floor=not args.no_floor, echo=echo)
-    if args.inception_weights and not Path(args.inception_weights).is_file():
-        raise ConfigError(f"--inception-weights {args.inception_weights} does not exist",
-                          "give the path of a torch-fidelity pt_inception-2015-12-05 weights file")
+    common = {"n": args.n, "seed": args.seed, "out_dir": out.parent, "echo": echo}
     out.parent.mkdir(parents=True, exist_ok=True)
-    result = evaluate_real(args.real, opts) if args.real is not None else evaluate_run(args.run_dir, opts)
+    if args.real is not None:
+        result = evaluate_real(args.real, **common, **eval_options(args))
+    else:
+        result = evaluate_run(args.run_dir, checkpoint=args.checkpoint, split=args.split, **common,
+                              **eval_options(args))
     atomic_write(out, lambda p: p.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8"))
-    print(format_table(result))
+    print(format_result(result))
     print(f"wrote {out}")
     if args.run_dir is not None and update_run_report(Path(args.run_dir), result):
         print(f"updated {Path(args.run_dir) / 'report.md'}")
+    return 0
+
+
     return 0
 
 
@@ -185,21 +280,44 @@ def build_parser() -> Parser:
     s.add_argument("--format", choices=["png", "npz", "txt"], help="output format (default from --out's suffix)")
     s.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
     s.add_argument("--no-ema", action="store_true", help="sample the raw generator instead of its EMA")
+    s.add_argument("--temperature", type=float, help="text: sharpen (<1) or flatten (>1) the choices; 0 is greedy")
+    s.add_argument("--top-k", type=int, help="text: choose only among the k likeliest characters")
+    s.add_argument("--top-p", type=float, help="text: choose only among the likeliest characters holding this mass")
+    s.add_argument("--prompt", help="text: start every sample with this text and continue it")
+    s.add_argument("--max-len", type=int, help="text: at most this many new characters a sample")
+    s.add_argument("--drop-copies", "--novel", action="store_true",
+                   help="text: leave out samples that occur verbatim in the training lines")
     s.set_defaults(func=cmd_sample)
 
+    e = sub.add_parser("explore", help="pictures of a run's latent space: interpolations, traversals, "
+                                       "reconstructions, nearest training images")
+    e.add_argument("run_dir", help="a run directory of an image model (GAN or VAE)")
+    e.add_argument("--interpolate", action="store_true", help="walks between random latents (and real images' codes)")
+    e.add_argument("--traverse", action="store_true", help="VAE: one row per latent dimension, -3..3 sigma, by KL")
+    e.add_argument("--reconstruct", action="store_true", help="VAE: real test images beside their reconstructions")
+    e.add_argument("--neighbours", action="store_true", help="samples beside their nearest training images")
+    e.add_argument("--rows", type=int, default=8, help="rows of interpolations / samples (default 8)")
+    e.add_argument("--steps", type=int, default=10, help="images per walk or traversal row (default 10)")
+    e.add_argument("--k", type=int, default=5, help="nearest training images per sample (default 5)")
+    e.add_argument("--seed", type=int, default=0, help="random seed for latents and image choice")
+    e.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
+    e.add_argument("--out", help="folder for the PNGs (default RUN_DIR/explore, linked from report.md)")
+    e.set_defaults(func=cmd_explore)
+    _add_data_commands(sub)
     e = sub.add_parser("eval", help="measure quality, diversity and memorization of a run (or real data)")
     e.add_argument("run_dir", nargs="?", help="a run directory written by `aigc train`")
     e.add_argument("--real", metavar="DATASET", help="the real-data floor: training split vs test split")
-    e.add_argument("--n", type=int, default=10000, help="generated (and test) images (default 10000)")
+    e.add_argument("--n", type=int, help="samples to measure (default: images 10000 vs 10000 test, text 1000)")
     e.add_argument("--metrics", action="append", metavar="NAMES",
-                   help="comma-separated sections (default all): fid,kid,is,prdc,conditional,memorization,"
-                        "inception-fid")
+                   help="images: comma-separated sections (default all): fid,kid,is,prdc,conditional,"
+                        "memorization,inception-fid")
     e.add_argument("--out", help="JSON output (default RUN_DIR/eval.json or runs/floor-DATASET/eval.json)")
     e.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
     e.add_argument("--seed", type=int, default=0, help="random seed for sampling and subsets")
+    e.add_argument("--split", default="test", choices=["test", "val"], help="held-out split to compare with")
     e.add_argument("--inception-weights", metavar="PATH",
-                   help="torch-fidelity Inception weights for standard FID (skipped without)")
-    e.add_argument("--no-floor", action="store_true", help="do not compute the real-data floor column")
+                   help="FID Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth) for standard FID")
+    e.add_argument("--no-floor", action="store_true", help="images: skip the real-data floor column")
     e.add_argument("--quiet", action="store_true", help="no progress notes")
     e.set_defaults(func=cmd_eval)
     return p

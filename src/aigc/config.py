@@ -57,6 +57,8 @@ class TrainConfig:
     eval_n: int = 2000                # samples per cheap evaluation
     max_rollbacks: int = 3            # non-finite losses: rollbacks (lr halved) before giving up
     progress: bool = True             # tqdm bar
+    precision: str = "fp32"           # fp32 | bf16: bf16 autocasts matmuls/convs (changes numerics)
+    compile: bool = False             # torch.compile the model's networks (same maths, slow first steps)
 
     def check(self) -> None:
         _positive(self, "train", "steps", "batch_size", "log_every", "keep_last", "threads", "eval_n")
@@ -64,6 +66,8 @@ class TrainConfig:
                       "weight_decay")
         if not self.lr > 0:
             raise ConfigError(f"train.lr is {self.lr}", "use a positive learning rate such as 2e-4")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"train.precision is '{self.precision}'", "use fp32 or bf16")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"train.betas is {self.betas}", "use two numbers in [0, 1), e.g. [0.5, 0.999]")
 

@@ -22,6 +22,7 @@ class Dataset:
 
     Images: `x` uint8 [N, C, H, W] and optionally `y` int64 [N].
     Text: `x` int64 token ids [N, T] (padded), see aigc.data.text.
+    `val` is an optional held-out split for choosing checkpoints (text sources have one).
     """
 
     name: str
@@ -29,6 +30,7 @@ class Dataset:
     train: dict[str, torch.Tensor]
     test: dict[str, torch.Tensor] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    val: dict[str, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.train["x"])
@@ -40,7 +42,11 @@ class Dataset:
             if self.test is None:
                 raise DataError(f"dataset {self.name} has no test split", "use the train split")
             return self.test
-        raise DataError(f"unknown split '{name}'", "use train or test")
+        if name == "val":
+            if self.val is None:
+                raise DataError(f"dataset {self.name} has no val split", "use the test split")
+            return self.val
+        raise DataError(f"unknown split '{name}'", "use train, val or test")
 
 
 def cache_dir() -> Path:
@@ -75,7 +81,8 @@ def cached(key: str, build: Callable[[], Dataset]) -> Dataset:
             for k, v in flat.items():
                 split, _, name = k.partition("/")
                 splits.setdefault(split, {})[name] = v
-            return Dataset(head["name"], head["modality"], splits["train"], splits.get("test"), head["meta"])
+            return Dataset(head["name"], head["modality"], splits["train"], splits.get("test"), head["meta"],
+                           splits.get("val"))
         except Exception:  # a damaged cache entry is rebuilt, never trusted
             pass
     ds = build()
@@ -83,6 +90,7 @@ def cached(key: str, build: Callable[[], Dataset]) -> Dataset:
         folder.mkdir(parents=True, exist_ok=True)
         flat = {f"train/{k}": v.contiguous() for k, v in ds.train.items()}
         flat.update({f"test/{k}": v.contiguous() for k, v in (ds.test or {}).items()})
+        flat.update({f"val/{k}": v.contiguous() for k, v in (ds.val or {}).items()})
         tmp = tensors_path.with_suffix(f".tmp{os.getpid()}")
         save_file(flat, str(tmp))
         os.replace(tmp, tensors_path)

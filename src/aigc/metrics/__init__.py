@@ -1,23 +1,28 @@
 """Measuring generators offline: quality, diversity and memorization, dispatched on the modality.
 
-`EVALUATORS[modality](run_dir, opts)` evaluates a trained run, `REAL_EVALUATORS[modality](source,
-opts)` gives the real-data floor, `TRAINING_EVALUATORS[modality](cfg, data)` builds the cheap
-evaluator the trainer calls every `train.eval_every` steps. Another modality adds its own entries.
+Three tables, one entry per modality:
+- `EVALUATORS[m](loaded, data, n, *, seed, split, **options)` measures a trained run (`aigc eval RUN`);
+- `REAL_EVALUATORS[m](data, n, *, seed, **options)` gives the real-data floor (`aigc eval --real`);
+- `TRAINING_EVALUATORS[m](cfg, data, echo)` builds the cheap evaluator the trainer calls every
+  `train.eval_every` steps (first key: lower is better, marks checkpoints/best.json).
+An evaluator receives only the options it names as parameters (see `call_evaluator`).
 """
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..data.base import Dataset, cache_dir, fingerprint
-from ..errors import ConfigError, DataError, unknown
+from ..errors import ConfigError, unknown
 from .image_eval import IMAGE_SECTIONS, ImageEvalContext, Section, run_sections
+from .text import evaluate_text_run
 
 DEFAULT_N = 10_000  # generated vs test images, as Lucic et al. 2018
 
@@ -28,13 +33,12 @@ class EvalOptions:
 
     n: int = DEFAULT_N
     metrics: list[str] | None = None      # section names; None: all that apply
-    checkpoint: str = "latest"
     seed: int = 0
+    split: str = "test"                   # the real split generated images are compared with
     out_dir: Path | None = None           # where figures go (closest pairs)
     inception_weights: str | None = None
     floor: bool = True                    # also compute (or reuse) the real-data floor
     echo: Callable[[str], None] = print
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _quantize(images: torch.Tensor) -> torch.Tensor:
@@ -48,9 +52,10 @@ def _check_metrics(names: list[str] | None, known: list[str]) -> None:
             raise unknown("metric", name, known)
 
 
-def _reference(data: Dataset, n: int, echo: Callable[[str], None]) -> tuple[torch.Tensor, str]:
-    if data.test is not None and len(data.test["x"]) >= 2:
-        x, split = data.test["x"], "test"
+def _reference(data: Dataset, n: int, echo: Callable[[str], None], split: str = "test"
+               ) -> tuple[torch.Tensor, str]:
+    if split != "test" or (data.test is not None and len(data.test["x"]) >= 2):
+        x = data.split(split)["x"]
     else:
         x, split = data.train["x"], "train"
         echo(f"note: {data.name} has no test split; comparing against its training split")
@@ -64,15 +69,22 @@ def _result(kind: str, data: Dataset, ctx: ImageEvalContext, sections: list[Sect
             "sections": [s.to_dict() for s in sections], "seconds": round(seconds, 1)}
 
 
-def evaluate_image_real(data: Dataset, opts: EvalOptions) -> dict[str, Any]:
+def evaluate_image_real(data: Dataset, n: int = DEFAULT_N, *, seed: int = 0, metrics: list[str] | None = None,
+                        out_dir: Path | None = None, inception_weights: str | None = None,
+                        echo: Callable[[str], None] = print) -> dict[str, Any]:
     """The floor: the same metrics for n real training images against n test images."""
     from .features import data_fingerprint, feature_net_for
+
+    opts = EvalOptions(n=n, metrics=metrics, seed=seed, out_dir=out_dir, inception_weights=inception_weights,
+                       echo=echo)
 
     _check_metrics(opts.metrics, list(IMAGE_SECTIONS))
     tic = time.perf_counter()
     feats = feature_net_for(data, echo=opts.echo)
     ref, split = _reference(data, opts.n, opts.echo)
     if split == "train":
+        from ..errors import DataError
+
         raise DataError(f"{data.name} has no test split, so it has no real-data floor",
                         "set data.test_fraction above 0 for sources without one")
     key = fingerprint("floor", data_fingerprint(data), feats.name, opts.n, opts.seed, opts.metrics)
@@ -98,34 +110,37 @@ def evaluate_image_real(data: Dataset, opts: EvalOptions) -> dict[str, Any]:
     return result
 
 
-def evaluate_image_run(run_dir: Path, opts: EvalOptions) -> dict[str, Any]:
-    """Sample n images from a run and measure them against n test images (plus the floor)."""
-    from ..api import load
-    from ..data import load_dataset
+def evaluate_image_run(loaded: Any, data: Dataset, n: int = DEFAULT_N, *, seed: int = 0, split: str = "test",
+                       metrics: list[str] | None = None, out_dir: Path | None = None,
+                       inception_weights: str | None = None, floor: bool = True,
+                       echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Sample n images from a loaded run and measure them against n real `split` images (plus the floor)."""
     from .features import feature_net_for
 
+    opts = EvalOptions(n=n, metrics=metrics, seed=seed, split=split, out_dir=out_dir,
+                       inception_weights=inception_weights, floor=floor, echo=echo)
     _check_metrics(opts.metrics, list(IMAGE_SECTIONS))
-    loaded = load(run_dir, opts.checkpoint)
-    data = load_dataset(loaded.config.data)
     tic = time.perf_counter()
     feats = feature_net_for(data, echo=opts.echo)
-    ref, split = _reference(data, opts.n, opts.echo)
+    ref, split = _reference(data, opts.n, opts.echo, opts.split)
     labels = None
     kwargs: dict[str, Any] = {}
     if getattr(loaded.model.cfg, "conditional", False) and loaded.class_names:
         k = len(loaded.class_names)
         labels = torch.arange(opts.n) % k
         kwargs["labels"] = list(range(k))  # cycled over the n samples: an equal share per class
-    opts.echo(f"sampling {opts.n} images from {run_dir} ({loaded.checkpoint.name})")
+    opts.echo(f"sampling {opts.n} images from {loaded.run_dir} ({loaded.checkpoint.name})")
     samples = _quantize(loaded.sample(opts.n, seed=opts.seed, **kwargs))
     ctx = ImageEvalContext(data, feats, samples, ref, split, labels=labels, model=loaded.model,
                            out_dir=opts.out_dir, seed=opts.seed, echo=opts.echo,
                            options={"inception_weights": opts.inception_weights})
     sections = run_sections(ctx, opts.metrics)
     result = _result("run", data, ctx, sections, opts.n, time.perf_counter() - tic,
-                     run=str(run_dir), checkpoint=loaded.checkpoint.name, samples="generated")
+                     run=str(loaded.run_dir), checkpoint=loaded.checkpoint.name, samples="generated")
     if opts.floor and split == "test":
-        result["floor"] = evaluate_image_real(data, opts)
+        result["floor"] = evaluate_image_real(data, opts.n, metrics=opts.metrics, seed=opts.seed,
+                                              out_dir=opts.out_dir, inception_weights=opts.inception_weights,
+                                              echo=opts.echo)
     return result
 
 
@@ -151,42 +166,65 @@ def image_training_evaluator(cfg: Any, data: Dataset, echo: Callable[[str], None
     return evaluate
 
 
-EVALUATORS: dict[str, Callable[[Path, EvalOptions], dict[str, Any]]] = {"image": evaluate_image_run}
-REAL_EVALUATORS: dict[str, Callable[[Dataset, EvalOptions], dict[str, Any]]] = {"image": evaluate_image_real}
+EVALUATORS: dict[str, Callable[..., dict[str, Any]]] = {"image": evaluate_image_run, "text": evaluate_text_run}
+REAL_EVALUATORS: dict[str, Callable[..., dict[str, Any]]] = {"image": evaluate_image_real}
 TRAINING_EVALUATORS: dict[str, Callable[..., Callable[[Any, Dataset], dict[str, float]]]] = {
     "image": image_training_evaluator}
+FLAGS = {"metrics": "--metrics", "inception_weights": "--inception-weights", "floor": "--no-floor"}
 
 
-def evaluate_run(run_dir: str | Path, opts: EvalOptions | None = None) -> dict[str, Any]:
-    """Evaluate a run directory with the evaluator of its model's modality."""
-    from ..models.base import build_model  # noqa: F401  (fills the model registry)
-    from ..registry import MODELS
-    from ..train.loop import read_run_config
+def call_evaluator(fn: Callable[..., dict[str, Any]], what: str, *args: Any, context: dict[str, Any],
+                   options: dict[str, Any], **common: Any) -> dict[str, Any]:
+    """Call fn with the common arguments, the context it names (out_dir, echo) and the user's options.
 
-    opts = opts or EvalOptions()
-    if opts.n < 2:
-        raise ConfigError(f"--n is {opts.n}", "evaluate at least 2 samples (10000 is the standard)")
-    run_dir = Path(run_dir)
-    cfg = read_run_config(run_dir)
-    modality = MODELS.get(str(cfg.model["name"])).modality
-    if modality not in EVALUATORS:
-        raise ConfigError(f"no evaluator for {modality} models yet", f"known: {', '.join(EVALUATORS)}")
-    return EVALUATORS[modality](run_dir, opts)
+    An option the evaluator does not name is a mistake of the user's, said in one line.
+    """
+    names = {p.name for p in inspect.signature(fn).parameters.values()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    for key in options:
+        if key not in names:
+            raise ConfigError(f"{FLAGS.get(key, key)} does not apply to {what}", "leave it out")
+    kwargs = {k: v for k, v in {**common, **context}.items() if k in names and v is not None}
+    return fn(*args, **kwargs, **options)
 
 
-def evaluate_real(source: str | Dataset, opts: EvalOptions | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir: str | Path, *, checkpoint: str = "latest", n: int | None = None, seed: int = 0,
+                 split: str = "test", out_dir: Path | None = None, echo: Callable[[str], None] = print,
+                 **options: Any) -> dict[str, Any]:
+    """Evaluate a run directory with the evaluator of its model's modality.
+
+    Image runs give {"kind", "sections": [...], "floor": {...}, ...}; other modalities may give a
+    flat dict of scores (then "checkpoint" is added to it).
+    """
+    from ..api import load
+    from ..data import load_dataset
+
+    if n is not None and n < 2:
+        raise ConfigError(f"--n is {n}", "evaluate at least 2 samples (10000 is the standard for images)")
+    loaded = load(run_dir, checkpoint)
+    if loaded.modality not in EVALUATORS:
+        raise ConfigError(f"no evaluation for {loaded.modality} runs yet", f"evaluable: {', '.join(EVALUATORS)}")
+    data = load_dataset(loaded.config.data)
+    result = call_evaluator(EVALUATORS[loaded.modality], f"{loaded.modality} runs", loaded, data,
+                            context={"out_dir": out_dir, "echo": echo}, options=options,
+                            n=n, seed=seed, split=split)
+    return result if "sections" in result else {"checkpoint": loaded.checkpoint.name, **result}
+
+
+def evaluate_real(source: str | Dataset, *, n: int | None = None, seed: int = 0, out_dir: Path | None = None,
+                  echo: Callable[[str], None] = print, **options: Any) -> dict[str, Any]:
     """The real-data floor of a dataset (training split measured against the test split)."""
     from ..config import DataConfig
     from ..data import load_dataset
 
-    opts = opts or EvalOptions()
-    if opts.n < 2:
-        raise ConfigError(f"--n is {opts.n}", "evaluate at least 2 items (10000 is the standard)")
+    if n is not None and n < 2:
+        raise ConfigError(f"--n is {n}", "evaluate at least 2 items (10000 is the standard for images)")
     data = source if isinstance(source, Dataset) else load_dataset(DataConfig(source=source))
     if data.modality not in REAL_EVALUATORS:
         raise ConfigError(f"no real-data floor for {data.modality} data yet",
                           f"known: {', '.join(REAL_EVALUATORS)}")
-    return REAL_EVALUATORS[data.modality](data, opts)
+    return call_evaluator(REAL_EVALUATORS[data.modality], f"{data.modality} data", data,
+                          context={"out_dir": out_dir, "echo": echo}, options=options, n=n, seed=seed)
 
 
 def training_evaluator(cfg: Any, data: Dataset, echo: Callable[[str], None] = print
@@ -197,4 +235,5 @@ def training_evaluator(cfg: Any, data: Dataset, echo: Callable[[str], None] = pr
 
 
 __all__ = ["DEFAULT_N", "EVALUATORS", "IMAGE_SECTIONS", "REAL_EVALUATORS", "TRAINING_EVALUATORS",
-           "EvalOptions", "Section", "evaluate_real", "evaluate_run", "training_evaluator"]
+           "EvalOptions", "Section", "evaluate_image_run", "evaluate_real", "evaluate_run", "evaluate_text_run",
+           "training_evaluator"]

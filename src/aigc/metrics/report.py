@@ -52,6 +52,13 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_result(result: dict[str, Any]) -> str:
+    """Sectioned results (images) as a table; a flat dict of scores (text) as aligned lines."""
+    if "sections" in result:
+        return format_table(result)
+    return "\n".join(f"{k:24s} {v:.4f}" if isinstance(v, float) else f"{k:24s} {v}" for k, v in result.items())
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The results as a markdown table with the protocol of each section."""
     has_floor = bool(result.get("floor"))
@@ -75,7 +82,7 @@ def markdown(result: dict[str, Any]) -> str:
 def update_run_report(run_dir: Path, result: dict[str, Any]) -> Path | None:
     """Put (or replace) the evaluation section in run_dir/report.md; None when there is no report."""
     path = Path(run_dir) / "report.md"
-    if not path.is_file():
+    if not path.is_file() or "sections" not in result:
         return None
     text = path.read_text(encoding="utf-8")
     block = f"{BEGIN}\n{markdown(result)}\n{END}\n"

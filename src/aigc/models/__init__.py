@@ -1,5 +1,5 @@
 """Model families; importing this module registers them all."""
-from . import gan  # noqa: F401
+from . import gan, rnn, transformer, vae  # noqa: F401
 from .base import GenerativeModel, build_model
 
 __all__ = ["GenerativeModel", "build_model"]

@@ -105,6 +105,13 @@ def read_run_config(run_dir: Path) -> Config:
     return cfg
 
 
+def compile_networks(model: torch.nn.Module) -> None:
+    """torch.compile each network the model holds, in place: weights and state_dict keys stay the same."""
+    for child in model.children():
+        if any(True for _ in child.parameters()):
+            child.compile(dynamic=False)
+
+
 class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, *, resume: bool = False, data: Dataset | None = None,
                  evaluator: Evaluator | None = None, echo: Callable[[str], None] = print):
@@ -120,6 +127,8 @@ class Trainer:
                               f"holds {self.data.modality}", "pick a model for this kind of data")
         self.opts = self.model.configure_optimizers(cfg.train)
         self.base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.opts.items()}
+        if cfg.train.compile:
+            compile_networks(self.model)
         self.order = BatchOrder(len(self.data), cfg.train.batch_size, cfg.seed)
         self.step, self.lr_scale, self.rollbacks, self.best = 0, 1.0, 0, None
         self.elapsed = 0.0
@@ -198,15 +207,11 @@ class Trainer:
         self.model.train()
         with _Interrupt() as interrupt, open(metrics_path, "a", encoding="utf-8") as log:
             while self.step < t.steps and not interrupt.requested:
-                idx = self.order.indices(self.step)
-                batch = {k: v[idx] for k, v in self.data.train.items()}
                 tic = time.perf_counter()
-                logs = self.model.training_step(batch, self.opts, self.step)
+                logs = self.train_step()
                 window_time += time.perf_counter() - tic
-                if logs and not torch.isfinite(torch.stack([v.float() for v in logs.values()])).all():
-                    self._roll_back(logs)
+                if logs is None:
                     continue
-                self.step += 1
                 window_steps += 1
                 bar.update(1)
                 for k, v in logs.items():
@@ -243,6 +248,21 @@ class Trainer:
         if interrupt.requested:
             self.echo(f"interrupted at step {self.step}; checkpoint saved. Continue with --resume")
         return Result(self.run_dir, self.step, interrupt.requested, self.elapsed)
+
+    def train_step(self) -> dict[str, torch.Tensor] | None:
+        """The hot loop's body: this step's batch (an index slice), the model's update, a NaN check.
+
+        Returns the step's detached logs, or None when a non-finite loss rolled training back.
+        """
+        idx = self.order.indices(self.step)
+        batch = {k: v[idx] for k, v in self.data.train.items()}
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16"):
+            logs = self.model.training_step(batch, self.opts, self.step)
+        if logs and not torch.isfinite(torch.stack([v.float() for v in logs.values()])).all():
+            self._roll_back(logs)
+            return None
+        self.step += 1
+        return logs
 
     def _trim_metrics(self, path: Path) -> None:
         """Drop rows logged after the checkpoint we resume from (that work was lost)."""

@@ -1,0 +1,1 @@
+"""Measured comparisons (not tests): `python -m benchmarks.run [--quick|--smoke]` writes the tables."""

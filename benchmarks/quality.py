@@ -1,0 +1,108 @@
+"""A real training run in a child process: its peak resident memory, and FID against training minutes."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _aigc(args: list[str], **kw: Any) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "aigc", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def training_run(run_dir: Path, recipe: str, overrides: list[str]) -> dict[str, Any]:
+    """`aigc train` as a user runs it; peak RSS from the kernel's accounting of that one child."""
+    args = ["train", recipe, "--out", str(run_dir), "--quiet"]
+    for o in overrides:
+        args += ["--set", o]
+    tic = time.perf_counter()
+    proc = _aigc(args)
+    _, status, usage = os.wait4(proc.pid, 0)  # rusage of this child alone (ru_maxrss is in KiB on Linux)
+    wall = time.perf_counter() - tic
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read() if proc.stderr else ""
+    if proc.returncode != 0:
+        raise RuntimeError(f"aigc train failed ({proc.returncode}): {err.strip().splitlines()[-1:]}")
+    return {"recipe": recipe, "overrides": overrides, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "wall_s": wall, "command": "aigc " + " ".join(args)}
+
+
+def _find_fid(obj: Any) -> float | None:
+    """The first number under a key named like 'fid' in an eval JSON of unknown nesting."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if str(k).lower() == "fid" and isinstance(v, (int, float)):
+                return float(v)
+            if str(k).lower() == "fid" and isinstance(v, dict):
+                for kk in ("value", "mean", "fid"):
+                    if isinstance(v.get(kk), (int, float)):
+                        return float(v[kk])
+        for v in obj.values():
+            found = _find_fid(v)
+            if found is not None:
+                return found
+    if isinstance(obj, list):
+        for v in obj:
+            found = _find_fid(v)
+            if found is not None:
+                return found
+    return None
+
+
+def fid_curve(run_dir: Path, n: int) -> dict[str, Any]:
+    """`aigc eval` on each kept checkpoint (a run folder holding only that one) -> FID vs training time."""
+    if importlib.util.find_spec("aigc.metrics") is None:
+        return {"skipped": "needs aigc.metrics and `aigc eval` (the evaluation issue); rerun after it lands"}
+    points = []
+    for ckpt in sorted((run_dir / "checkpoints").glob("step-*")):
+        if not (ckpt / "COMPLETE").is_file():
+            continue
+        state = json.loads((ckpt / "state.json").read_text())
+        view = run_dir.parent / f"eval-{ckpt.name}"
+        shutil.rmtree(view, ignore_errors=True)
+        (view / "checkpoints").mkdir(parents=True)
+        for name in ("config.yaml", "data.json"):
+            shutil.copy(run_dir / name, view / name)
+        shutil.copytree(ckpt, view / "checkpoints" / ckpt.name)
+        out = view / "eval.json"
+        tic = time.perf_counter()
+        proc = _aigc(["eval", str(view), "--n", str(n), "--out", str(out)])
+        _, err = proc.communicate()
+        if proc.returncode != 0 or not out.is_file():
+            last = (err or "").strip().splitlines()[-1:] or ["no output"]
+            return {"skipped": f"`aigc eval` failed on {ckpt.name}: {last[0]}", "points": points}
+        fid = _find_fid(json.loads(out.read_text()))
+        if fid is None:
+            return {"skipped": f"no 'fid' in {out.name}", "points": points}
+        points.append({"step": state["step"], "train_minutes": state.get("elapsed", 0.0) / 60, "fid": fid,
+                       "eval_s": time.perf_counter() - tic})
+    return {"points": points, "n": n}
+
+
+def plot_fid(points: list[dict[str, Any]], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    ax.plot([p["train_minutes"] for p in points], [p["fid"] for p in points], "o-")
+    for p in points:
+        ax.annotate(str(p["step"]), (p["train_minutes"], p["fid"]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    ax.set_xlabel("training minutes (steps only)")
+    ax.set_ylabel("FID (lower is better)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

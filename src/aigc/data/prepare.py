@@ -1,0 +1,118 @@
+"""`aigc data prepare`: an image source shaped once, by the same code `train` runs on the fly,
+optionally de-duplicated, saved as a compact dataset with a manifest; read back as `prepared:DIR`."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import DataError
+from ..registry import DATA_SOURCES
+from . import dedup as dd
+from .base import Dataset, load_dataset
+from .images import _finish
+
+FORMAT = "aigc-prepared"
+VERSION = 1
+DATA_FILE, MANIFEST = "data.safetensors", "manifest.json"
+
+
+def prepare(cfg: Any, out: Path, dedup: bool = False, near: float = dd.NEAR) -> dict[str, Any]:
+    """Load cfg.source as `train` would (decode, crop, resize, channels, split), optionally drop
+    duplicates, and write out/data.safetensors plus out/manifest.json; return the manifest."""
+    ds = load_dataset(cfg)
+    if ds.modality != "image":
+        raise DataError(f"`data prepare` handles image sources; '{cfg.source}' is {ds.modality}",
+                        "train on text sources directly")
+    splits = {"train": dict(ds.train)}
+    if ds.test is not None and len(ds.test["x"]):
+        splits["test"] = dict(ds.test)
+    c, h, w = ds.train["x"].shape[1:]
+    steps = [f"decoded {cfg.source}" + (f" (first {cfg.limit} training items)" if cfg.limit else ""),
+             f"shaped to {c}x{h}x{w} (data.image_size={cfg.image_size}, data.channels={cfg.channels}, "
+             f"data.crop={cfg.crop})"]
+    if ds.meta.get("skipped"):
+        steps.append(f"skipped {len(ds.meta['skipped'])} unreadable files")
+    steps.append(f"split {len(ds.train['x'])} train / {len(splits.get('test', {'x': []})['x'])} test "
+                 "(the source's own split, else data.test_fraction with data.split_seed)")
+    dropped = None
+    if dedup:
+        dropped = drop_duplicates(splits, near)
+        steps.append(f"dropped exact and near-duplicates (cosine >= {near}), keeping the first training "
+                     f"copy, and test items duplicating training items: {dropped}")
+    x = splits["train"]["x"].float().div_(255.0)
+    manifest = {
+        "format": FORMAT, "version": VERSION, "source": cfg.source,
+        "options": {k: v for k, v in asdict(cfg).items() if k not in ("source", "block_size")},
+        "shape": [int(c), int(h), int(w)],
+        "counts": {k: len(v["x"]) for k, v in splits.items()},
+        "class_names": ds.meta.get("class_names") or [],
+        # per channel, of the [0, 1] pixels of the training split: what `Normalize(mean, std)` takes
+        "normalisation": {"mean": x.mean((0, 2, 3)).tolist(), "std": x.std((0, 2, 3)).tolist()},
+        "dedup": None if dropped is None else {"near_threshold": near, "dropped": dropped},
+        "steps": steps,
+        "meta": {k: v for k, v in ds.meta.items() if k not in ("shape", "n_train", "n_test")},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    flat = {f"{s}/{k}": v.contiguous() for s, part in splits.items() for k, v in part.items()}
+    tmp = out / f".{DATA_FILE}.tmp{os.getpid()}"
+    save_file(flat, str(tmp))
+    os.replace(tmp, out / DATA_FILE)
+    tmp = out / f".{MANIFEST}.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=1, default=str))
+    os.replace(tmp, out / MANIFEST)  # the manifest is written last: without it, nothing is there
+    return manifest
+
+
+def drop_duplicates(splits: dict[str, dict[str, torch.Tensor]], near: float = dd.NEAR) -> dict[str, int]:
+    """Drop, in place, all but one member of each exact/near-duplicate group (see dedup.keep_first)."""
+    names = list(splits)
+    x = torch.cat([splits[n]["x"] for n in names])
+    split_of = np.concatenate([np.full(len(splits[n]["x"]), i) for i, n in enumerate(names)])
+    is_test = split_of == names.index("test") if "test" in names else np.zeros(len(x), bool)
+    keys = dd.content_hashes(x)
+    exact = dd.groups_from_keys(keys)
+    exact_pairs = np.array([(g[0], j) for g in exact for j in g[1:]], np.int64).reshape(-1, 2)
+    near_pairs, _ = dd.near_pairs(dd.near_features(x), near)
+    drop = dd.keep_first(len(x), np.concatenate([exact_pairs, near_pairs]), is_test)
+    counts = {}
+    for i, n in enumerate(names):
+        keep = torch.from_numpy(~drop[split_of == i])
+        counts[n] = int((~keep).sum())
+        splits[n] = {k: v[keep] for k, v in splits[n].items()}
+    return counts
+
+
+@DATA_SOURCES.register("prepared")
+def prepared(cfg: Any, arg: str | None) -> Dataset:
+    """A folder written by `aigc data prepare`; data.image_size/channels, if set, still apply."""
+    root = Path(arg or "")
+    if not (root / MANIFEST).is_file() or not (root / DATA_FILE).is_file():
+        raise DataError(f"{root} is not a prepared dataset (no {MANIFEST} and {DATA_FILE})",
+                        "make one with `aigc data prepare SOURCE --out DIR`")
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+        flat = load_file(str(root / DATA_FILE))
+    except Exception as e:  # damaged JSON or tensors
+        raise DataError(f"cannot read the prepared dataset in {root}: {type(e).__name__}",
+                        "prepare it again") from None
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise DataError(f"{root}/{MANIFEST} is not an {FORMAT} v{VERSION} manifest", "prepare it again")
+    splits: dict[str, dict[str, torch.Tensor]] = {}
+    for key, v in flat.items():
+        split, _, name = key.partition("/")
+        splits.setdefault(split, {})[name] = v
+    train = splits.get("train")
+    if train is None or "x" not in train or train["x"].dtype != torch.uint8 or train["x"].ndim != 4:
+        raise DataError(f"{root}/{DATA_FILE} holds no uint8 [N,C,H,W] train/x", "prepare it again")
+    meta = dict(manifest.get("meta") or {})
+    meta.update(source=f"prepared:{root}", prepared=manifest.get("steps", []))
+    if manifest.get("class_names"):
+        meta["class_names"] = manifest["class_names"]
+    return _finish(root.name, cfg, train, splits.get("test"), meta)

@@ -1,0 +1,263 @@
+"""Text sources (`names`, `lines:PATH`, `text:PATH`): a character vocabulary and padded id tensors.
+
+Every sample becomes one int64 row `[<s>, c1, ..., cn, <s>, <pad>, ...]` (lines) or `[<s>, c1, ..., cT]`
+(windows of a continuous text), so a batch is an index slice and the next-token target is the row
+shifted by one. `<s>` both starts and ends a line, as in makemore; `<pad>` targets are ignored;
+characters never seen in training map to `<unk>`.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..registry import DATA_SOURCES
+from .base import Dataset, split_source
+
+PAD, BOS, UNK = 0, 1, 2
+EOS = BOS  # one token starts and ends a line
+SPECIALS = ["<pad>", "<s>", "<unk>"]
+MAX_HASHED = 2_000_000  # lines kept (as 8-byte hashes) for dropping verbatim copies at sampling time
+
+
+class Vocab:
+    """Characters <-> ids; ids 0..2 are the special tokens, characters start at 3."""
+
+    def __init__(self, chars: list[str]):
+        self.chars = list(chars)
+        self.index = {c: i + len(SPECIALS) for i, c in enumerate(self.chars)}
+        self._points = np.array([ord(c) for c in self.chars], dtype=np.int64)
+        if len(self._points) and np.any(np.diff(self._points) <= 0):
+            order = np.argsort(self._points)
+            self._points, self._ids = self._points[order], order + len(SPECIALS)
+        else:
+            self._ids = np.arange(len(self.chars)) + len(SPECIALS)
+
+    @classmethod
+    def build(cls, texts: list[str]) -> Vocab:
+        chars: set[str] = set()
+        for t in texts:
+            chars.update(t)
+        return cls(sorted(chars))
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> Vocab:
+        return cls(list(meta["vocab"]))
+
+    def __len__(self) -> int:
+        return len(SPECIALS) + len(self.chars)
+
+    def encode(self, text: str) -> list[int]:
+        return [self.index.get(c, UNK) for c in text]
+
+    def encode_array(self, text: str) -> np.ndarray:
+        """Fast encoding of a long string (code points looked up by binary search)."""
+        points = np.frombuffer(text.encode("utf-32-le"), dtype="<u4").astype(np.int64)
+        if not len(self._points):
+            return np.full(len(points), UNK, dtype=np.int64)
+        pos = np.clip(np.searchsorted(self._points, points), 0, len(self._points) - 1)
+        return np.where(self._points[pos] == points, self._ids[pos], UNK).astype(np.int64)
+
+    def decode(self, ids: Any) -> str:
+        """Ids -> text; `<pad>` and `<s>` vanish, `<unk>` shows as U+FFFD."""
+        n = len(SPECIALS)
+        out = []
+        for i in ids:
+            i = int(i)
+            if i >= n:
+                out.append(self.chars[i - n])
+            elif i == UNK:
+                out.append("\ufffd")
+        return "".join(out)
+
+
+def line_hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def pack_hashes(lines: list[str]) -> str:
+    arr = np.unique(np.array([line_hash(s) for s in lines], dtype=np.uint64))
+    return base64.b64encode(arr.astype("<u8").tobytes()).decode("ascii")
+
+
+def unpack_hashes(blob: str) -> set[int]:
+    return {int(h) for h in np.frombuffer(base64.b64decode(blob), dtype="<u8")}
+
+
+def _digest(items: list[str]) -> str:
+    h = hashlib.sha256()
+    for s in items:
+        h.update(s.encode("utf-8") + b"\n")
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- reading and splitting
+
+
+def read_utf8(path: str | Path, what: str) -> str:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataError(f"{what} file {p} does not exist", "check the path after the colon")
+    if p.is_dir():
+        raise DataError(f"{what} source {p} is a folder", "point it at one UTF-8 text file")
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{p} is not UTF-8 text (byte {e.start})", "re-save the file as UTF-8") from None
+
+
+def split_lines(lines: list[str], fraction: float, seed: int) -> dict[str, list[str]]:
+    """Deterministic shuffle-split: test and val each take round(n * fraction) lines (file order kept)."""
+    n = len(lines)
+    k = int(round(n * fraction)) if n > 2 else 0
+    k = min(k, (n - 1) // 2)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    parts = {"test": perm[:k], "val": perm[k:2 * k], "train": perm[2 * k:]}
+    return {name: [lines[i] for i in idx.sort().values.tolist()] for name, idx in parts.items()}
+
+
+def split_stream(text: str, fraction: float) -> dict[str, str]:
+    """A continuous text: train is the head, then val, then test (the tail), each `fraction` long."""
+    k = int(len(text) * fraction)
+    n = len(text) - 2 * k
+    return {"train": text[:n], "val": text[n:n + k], "test": text[n + k:]}
+
+
+def windows(text: str, size: int) -> list[str]:
+    """Non-overlapping windows of `size` characters (the last one may be shorter)."""
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+def _names_lines() -> list[str]:
+    try:
+        import names
+    except ImportError:
+        raise DataError("the built-in `names` data needs the PyPI package `names`", "pip install names") from None
+    folder = Path(names.__file__).parent
+    seen: dict[str, None] = {}
+    for fname in ("dist.male.first", "dist.female.first", "dist.all.last"):
+        path = folder / fname
+        if not path.is_file():
+            raise DataError(f"the `names` package lacks {fname}", "reinstall it: pip install --force-reinstall names")
+        for row in path.read_text(encoding="utf-8").splitlines():
+            word = row.split(" ", 1)[0].strip().lower()
+            if word:
+                seen.setdefault(word, None)
+    return list(seen)
+
+
+def _file_lines(path: str) -> list[str]:
+    text = read_utf8(path, "lines")
+    return [s.strip() for s in text.split("\n") if s.strip()]
+
+
+def _limit(train: list[str], cfg: Any) -> list[str]:
+    return train[: cfg.limit] if cfg.limit is not None else train
+
+
+def load_text_samples(cfg: Any) -> dict[str, list[str]]:
+    """Raw text samples per split ("train", "val", "test") for `names`, `lines:PATH` and `text:PATH`.
+
+    Lines sources give one string a line; `text:` gives the windows of `cfg.block_size` characters
+    that the model trains on. These are exactly the samples behind the tensors of load_dataset(cfg).
+    """
+    prefix, arg = split_source(cfg.source)
+    if prefix == "names":
+        splits = split_lines(_names_lines(), cfg.test_fraction, cfg.split_seed)
+    elif prefix == "lines" and arg:
+        splits = split_lines(_file_lines(arg), cfg.test_fraction, cfg.split_seed)
+    elif prefix == "text" and arg:
+        stream = split_stream(read_utf8(arg, "text"), cfg.test_fraction)
+        splits = {k: windows(v, cfg.block_size) for k, v in stream.items()}
+    else:
+        raise DataError(f"'{cfg.source}' is not a text source", "use names, lines:PATH or text:PATH")
+    splits["train"] = _limit(splits["train"], cfg)
+    return splits
+
+
+# ---------------------------------------------------------------- tensors
+
+
+def encode_rows(samples: list[str], vocab: Vocab, width: int, *, end: bool) -> tuple[torch.Tensor, int]:
+    """[<s>] + ids (+ [<s>] when `end`), cut to `width` and padded; returns rows and how many were cut."""
+    lengths = np.array([len(s) for s in samples], dtype=np.int64)
+    ids = vocab.encode_array("".join(samples))            # one pass over all characters
+    rows = np.minimum(lengths + 1 + int(end), width)        # tokens kept per row
+    x = np.full((len(samples), width), PAD, dtype=np.int64)
+    x[:, 0] = BOS
+    col = np.arange(width)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(samples) else lengths
+    inside = (col[None, :] >= 1) & (col[None, :] <= lengths[:, None]) & (col[None, :] < rows[:, None])
+    r, c = np.nonzero(inside)
+    x[r, c] = ids[starts[r] + c - 1]
+    if end:
+        ends = lengths + 1
+        keep = ends < width
+        x[np.nonzero(keep)[0], ends[keep]] = EOS
+    return torch.from_numpy(x), int((lengths + 1 + int(end) > width).sum())
+
+
+def text_dataset(name: str, splits: dict[str, list[str]], *, kind: str, block_size: int,
+                 meta: dict[str, Any] | None = None) -> Dataset:
+    """Build the padded-id Dataset from split samples (kind "lines": end token; "text": windows)."""
+    train = splits.get("train") or []
+    if not train:
+        raise DataError(f"text source {name} has no training samples", "point it at a non-empty UTF-8 file")
+    vocab = Vocab.build(train)
+    if kind == "lines":
+        longest = max(len(s) for s in train)
+        width = min(longest + 2, block_size + 1)
+    else:
+        longest, width = block_size, block_size + 1
+    tensors, counts, cut = {}, {}, 0
+    for split in ("train", "val", "test"):
+        items = splits.get(split) or []
+        counts[split] = len(items)
+        if items:
+            x, c = encode_rows(items, vocab, width, end=kind == "lines")
+            tensors[split], cut = {"x": x}, cut + c
+    info = {
+        "source": name, "kind": kind, "vocab": vocab.chars, "specials": SPECIALS,
+        "block_size": width - 1, "max_chars": longest,
+        "n_train": counts["train"], "n_val": counts["val"], "n_test": counts["test"], "truncated": cut,
+        "split": {"sha256": {k: _digest(v) for k, v in splits.items()}},
+        **(meta or {}),
+    }
+    if kind == "lines" and len(train) <= MAX_HASHED:
+        info["train_hashes"] = pack_hashes(train)
+    return Dataset(name, "text", tensors["train"], tensors.get("test"), info, tensors.get("val"))
+
+
+SHUFFLED = "shuffle (torch.randperm seeded split_seed); test, then val, each round(n * test_fraction)"
+CONTIGUOUS = "contiguous: train is the head, then val, then test (the tail), each test_fraction long"
+
+
+def _load(cfg: Any, name: str, kind: str, rule: str) -> Dataset:
+    ds = text_dataset(name, load_text_samples(cfg), kind=kind, block_size=cfg.block_size)
+    ds.meta["split"].update(rule=rule, seed=cfg.split_seed, fraction=cfg.test_fraction)
+    return ds
+
+
+@DATA_SOURCES.register("names")
+def names_source(cfg: Any, arg: str | None) -> Dataset:
+    """US census first and last names from the `names` package, lower-cased, each once."""
+    if arg:
+        raise DataError(f"data source 'names:{arg}' takes no path", "write `names`, or lines:PATH for your own file")
+    return _load(cfg, "names", "lines", SHUFFLED)
+
+
+@DATA_SOURCES.register("lines")
+def lines_source(cfg: Any, arg: str | None) -> Dataset:
+    """Each non-empty line of a UTF-8 file is one sample, ended by the end token."""
+    return _load(cfg, f"lines:{arg}", "lines", SHUFFLED)
+
+
+@DATA_SOURCES.register("text")
+def text_source(cfg: Any, arg: str | None) -> Dataset:
+    """One continuous UTF-8 text cut into windows of data.block_size characters."""
+    return _load(cfg, f"text:{arg}", "text", CONTIGUOUS)

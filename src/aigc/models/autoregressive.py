@@ -1,0 +1,235 @@
+"""Character language models: the shared next-token loss, likelihood and sampler (temperature, top-k/p).
+
+A family subclasses `CharLM` and supplies `forward(idx, state) -> (logits, state)`, which may be
+called incrementally: given the state left by earlier tokens it consumes only the new ones (an RNN's
+hidden state, a Transformer's key/value cache). The sampler runs the same loop with or without that
+state, so the cached and uncached paths draw the same tokens for the same seed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..data.text import BOS, EOS, PAD, UNK, Vocab, line_hash, unpack_hashes
+from ..errors import ConfigError
+from .base import GenerativeModel
+
+MAX_ROUNDS = 20  # sampling rounds when dropping verbatim copies of training lines
+
+
+@dataclass
+class TextModelConfig:
+    dropout: float = 0.0
+    grad_clip: float = 1.0           # max global gradient norm (0: off)
+    schedule: str = "constant"       # constant | cosine (decays to min_lr x the rate over train.steps)
+    warmup: int = 0                  # steps of linear warm-up
+    min_lr: float = 0.1              # cosine floor, as a fraction of train.lr
+
+    def check(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout is {self.dropout}", "use a value in [0, 1), e.g. 0.1")
+        if self.schedule not in ("constant", "cosine"):
+            raise ConfigError(f"model.schedule is '{self.schedule}'", "use constant or cosine")
+        if self.grad_clip < 0 or self.warmup < 0 or not 0.0 < self.min_lr <= 1.0:
+            raise ConfigError("model.grad_clip and warmup must be >= 0 and min_lr in (0, 1]", "fix the model section")
+
+
+def pick(logits: torch.Tensor, generator: torch.Generator | None = None, temperature: float = 1.0,
+         top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
+    """One token per row of logits [B, V]: temperature, then top-k, then nucleus (top-p) filtering.
+
+    Draws by inverse CDF from one uniform number per row, so equal logits give equal tokens for the
+    same generator state. Temperature 0 is greedy.
+    """
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits.double() / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    probs = logits.softmax(-1)
+    if top_p is not None and top_p < 1.0:
+        sorted_p, order = probs.sort(-1, descending=True)
+        before = sorted_p.cumsum(-1) - sorted_p          # mass of the tokens ranked above
+        drop_sorted = before >= top_p                    # the first token is always kept
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        probs = probs.masked_fill(drop, 0.0)
+    cdf = probs.cumsum(-1)
+    u = torch.rand(probs.shape[0], 1, generator=generator, dtype=torch.float64)
+    u = (u * cdf[:, -1:]).clamp_min(1e-300)
+    return (cdf < u).sum(-1).clamp_max(probs.shape[-1] - 1)
+
+
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None, max_len: int | None) -> None:
+    if temperature < 0 or not math.isfinite(temperature):
+        raise ConfigError(f"temperature is {temperature}", "use 0 (greedy) or a positive number such as 0.8")
+    if top_k is not None and top_k <= 0:
+        raise ConfigError(f"top-k is {top_k}", "use a positive whole number, e.g. 10")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ConfigError(f"top-p is {top_p}", "use a number in (0, 1], e.g. 0.9")
+    if max_len is not None and max_len <= 0:
+        raise ConfigError(f"max length is {max_len}", "ask for at least one character")
+
+
+class CharLM(GenerativeModel):
+    """Next-character prediction over the rows built by aigc.data.text."""
+
+    modality = "text"
+    max_context: int | None = None   # tokens a forward pass can see (None: unbounded, e.g. an RNN)
+
+    def __init__(self, cfg: Any, meta: dict[str, Any]):
+        super().__init__(cfg, meta)
+        self.vocab = Vocab.from_meta(meta)
+        self.vocab_size = len(self.vocab)
+        self.block_size = int(meta["block_size"])
+        self.kind = meta.get("kind", "lines")
+        self._total_steps = 1
+        self._copies: set[int] | None = None
+
+    # ------------------------------------------------------------ the family's part
+
+    def forward(self, idx: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError
+
+    def init_state(self, batch: int) -> Any:
+        """The state before any token (None where forward builds its own)."""
+        return None
+
+    # ------------------------------------------------------------ training
+
+    def configure_optimizers(self, train: Any) -> dict[str, torch.optim.Optimizer]:
+        self._total_steps = train.steps
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": train.weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        return {"model": torch.optim.AdamW(groups, lr=train.lr, betas=tuple(train.betas))}
+
+    def lr_factor(self, step: int) -> float:
+        c = self.cfg
+        f = min(1.0, (step + 1) / c.warmup) if c.warmup else 1.0
+        if c.schedule == "cosine":
+            span = max(1, self._total_steps - c.warmup)
+            progress = min(1.0, max(0.0, (step - c.warmup) / span))
+            f *= c.min_lr + (1.0 - c.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return f
+
+    def _inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets, trimmed to the longest row in the batch (padding costs nothing)."""
+        length = int((x[:, 1:] != PAD).sum(1).max()) if x.numel() else 0
+        return x[:, :max(length, 1)], x[:, 1:max(length, 1) + 1]
+
+    def training_step(self, batch, opts, step):
+        opt = opts["model"]
+        inp, tgt = self._inputs(batch["x"])
+        logits, _ = self(inp)
+        loss = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=PAD)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), self.cfg.grad_clip)
+        # The groups keep the trainer's rate (which a rollback may lower); the schedule scales it for
+        # this one update only, so it is a pure function of the step and resumes exactly.
+        nominal = [g["lr"] for g in opt.param_groups]
+        factor = self.lr_factor(step)
+        for g in opt.param_groups:
+            g["lr"] *= factor
+        opt.step()
+        for g, lr in zip(opt.param_groups, nominal, strict=True):
+            g["lr"] = lr
+        return {"loss": loss.detach(), "lr": torch.tensor(nominal[0] * factor)}
+
+    def log_likelihood(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """log p(row) in nats per row (every non-pad target, the end token included)."""
+        inp, tgt = self._inputs(batch["x"])
+        logits, _ = self(inp)
+        nll = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=PAD, reduction="none")
+        return -nll.view(tgt.shape).sum(1)
+
+    # ------------------------------------------------------------ sampling
+
+    @torch.no_grad()
+    def generate(self, prefix: list[int], n: int, max_new: int, *, generator: torch.Generator | None = None,
+                 temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                 cache: bool = True) -> torch.Tensor:
+        """[n, len(prefix) + up to max_new] ids; lines stop at the end token (rows after it are junk).
+
+        A model with a bounded context conditions on the tokens since `start`; when they outgrow the
+        context, `start` jumps so that the newest half is kept (and a cache is rebuilt from there).
+        """
+        was_training = self.training
+        self.eval()
+        tokens = torch.tensor([prefix] * n, dtype=torch.int64).view(n, len(prefix))
+        banned = [PAD, UNK] + ([BOS] if self.kind != "lines" else [])
+        done = torch.zeros(n, dtype=torch.bool)
+        start, fed, state = 0, 0, self.init_state(n)
+        for _ in range(max_new):
+            length = tokens.shape[1]
+            if self.max_context is not None and length - start > self.max_context:
+                start = length - max(1, self.max_context // 2)
+                fed, state = start, self.init_state(n)
+            if cache:
+                logits, state = self(tokens[:, fed:length], state)
+                fed = length
+            else:
+                logits, _ = self(tokens[:, start:length], self.init_state(n))
+            last = logits[:, -1].clone()
+            last[:, banned] = -math.inf
+            nxt = pick(last, generator, temperature, top_k, top_p)
+            tokens = torch.cat([tokens, nxt[:, None]], 1)
+            if self.kind == "lines":
+                done |= nxt == EOS
+                if bool(done.all()):
+                    break
+        self.train(was_training)
+        return tokens
+
+    def decode_rows(self, tokens: torch.Tensor, skip: int) -> list[str]:
+        out = []
+        for row in tokens[:, skip:].tolist():
+            if self.kind == "lines" and EOS in row:
+                row = row[:row.index(EOS)]
+            out.append(self.vocab.decode(row))
+        return out
+
+    def is_copy(self, text: str) -> bool:
+        if self._copies is None:
+            blob = self.meta.get("train_hashes")
+            if blob is None:
+                raise ConfigError("this run keeps no list of training lines to compare with",
+                                  "drop-copies works for names and lines:PATH data")
+            self._copies = unpack_hashes(blob)
+        return line_hash(text) in self._copies
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None, labels: Any = None,
+               temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+               prompt: str = "", max_len: int | None = None, drop_copies: bool = False,
+               cache: bool = True) -> list[str]:
+        """n strings, each the prompt plus up to max_len new characters.
+
+        drop_copies: leave out samples that occur verbatim in the training lines and draw more (at
+        most MAX_ROUNDS rounds, so fewer than n may come back when the model mostly copies).
+        """
+        if labels is not None:
+            raise ConfigError("text models take no labels", "use --prompt to steer the text")
+        check_sampling(temperature, top_k, top_p, max_len)
+        if max_len is None:
+            max_len = self.block_size if self.kind == "lines" else 200
+        prefix = [BOS] + self.vocab.encode(prompt)
+        if drop_copies:
+            self.is_copy("")  # fail early when the run cannot tell
+        out: list[str] = []
+        for _ in range(MAX_ROUNDS if drop_copies else 1):
+            want = n - len(out)
+            if want <= 0:
+                break
+            batch = max(want, 16) if drop_copies else want
+            rows = self.generate(prefix, batch, max_len, generator=generator, temperature=temperature,
+                                 top_k=top_k, top_p=top_p, cache=cache)
+            texts = [prompt + s for s in self.decode_rows(rows, len(prefix))]
+            out += [t for t in texts if not (drop_copies and self.is_copy(t))][:want]
+        return out

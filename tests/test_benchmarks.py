@@ -1,0 +1,59 @@
+"""The benchmark's machinery: `python -m benchmarks.run --smoke` writes every table (numbers not judged)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+sys.path.insert(0, str(ROOT))  # benchmarks/ is a folder of the repository, not part of the package
+
+
+def test_interleaved_timing_takes_turns_and_reports_medians():
+    from benchmarks.timing import interleaved
+
+    calls: list[str] = []
+    times = interleaved({"a": (lambda: calls.append("a"), 10.0), "b": (lambda: calls.append("b"), 20.0)},
+                        repeats=5, warmup=1)
+    assert calls == ["a", "b"] + ["a", "b"] * 5  # warm-up, then strictly alternating repeats
+    assert len(times["a"].seconds) == 5
+    assert times["b"].rate == pytest.approx(20.0 / times["b"].median)
+
+
+def test_matmul_peak_counts_two_n_cubed_flops():
+    import torch
+    from benchmarks.timing import matmul_peak
+
+    run, flops = matmul_peak(64, torch.float32)
+    run()
+    assert flops == 2 * 64**3
+
+
+def test_eval_json_fid_is_found_at_any_depth():
+    from benchmarks.quality import _find_fid
+
+    assert _find_fid({"metrics": {"FID": 12.5, "kid": 0.1}}) == 12.5
+    assert _find_fid({"results": [{"fid": {"value": 3.0}}]}) == 3.0
+    assert _find_fid({"kid": 1.0}) is None
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="needs Debian's dataset-fashion-mnist")
+def test_smoke_run_writes_every_table(tmp_path):
+    from benchmarks.run import main
+
+    out = tmp_path / "perf.md"
+    assert main(["--smoke", "--threads", "1", "--out", str(out)]) == 0
+    text = out.read_text()
+    for heading in ("1. Training throughput", "2. Training throughput", "3. Achieved GFLOP/s", "4. Sampling",
+                    "5. Peak resident memory", "6. Time to quality", "Machine: cpu"):
+        assert heading in text
+    results = json.loads(out.with_suffix(".json").read_text())["results"]
+    for key in ("train_mlp", "train_dcgan"):
+        rows = {r["contender"]: r for r in results[key]["rows"]}
+        assert rows["tutorial reference"]["ratio"] == pytest.approx(1.0)
+        assert all(r["images_per_s"] > 0 for r in rows.values())
+    assert all(0 < r["gflop_per_step"] for r in results["gflops"]["rows"])
+    assert results["memory"]["peak_rss_mb"] > 50  # a real child process, measured by the kernel
