@@ -24,3 +24,23 @@ def test_a_file_of_another_network_is_refused_in_one_line(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot read Inception weights"):
         InceptionFeatures(tmp_path / "junk.pth")
+
+
+def test_the_eval_section_uses_the_weights_when_given_and_says_skipped_otherwise(tmp_path):
+    from aigc.data import Dataset
+    from aigc.metrics.features import FeatureNet, Features
+    from aigc.metrics.image_eval import ImageEvalContext, run_sections
+
+    g = torch.Generator().manual_seed(0)
+    real = (torch.rand(6, 1, 28, 28, generator=g) * 255).to(torch.uint8)
+    fake = (torch.rand(6, 1, 28, 28, generator=g) * 255).to(torch.uint8)
+    data = Dataset("t", "image", {"x": real}, {"x": real}, {"source": "npz:t.npz", "shape": [1, 28, 28]})
+    feats = Features(FeatureNet(1, 0, decoder=True), {"name": "t"})
+    ctx = ImageEvalContext(data, feats, fake, real, "test")
+    (skipped,) = run_sections(ctx, ["inception-fid"])
+    assert skipped.values == {} and "skipped" in skipped.note and "never faked" in skipped.note
+    path = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(fid_inception().state_dict(), path)
+    ctx.options["inception_weights"] = str(path)
+    (section,) = run_sections(ctx, ["inception-fid"])
+    assert section.values["inception_fid"] > 0 and section.features.startswith("inception-v3-fid")

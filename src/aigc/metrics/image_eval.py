@@ -200,7 +200,8 @@ def inception_fid_section(ctx: ImageEvalContext) -> Section | None:
     weights = ctx.options.get("inception_weights")
     if not weights:
         return Section("inception-fid", {}, note="skipped: standard Inception FID needs "
-                       "--inception-weights PATH (torch-fidelity's pt_inception-2015-12-05 weights); "
+                       "--inception-weights PATH (pt_inception-2015-12-05-6726825d.pth, as pytorch-fid and "
+                       "torch-fidelity use); "
                        "not computed, never faked")
     from .inception import InceptionFeatures
 
