@@ -32,8 +32,8 @@ def test_the_eval_section_uses_the_weights_when_given_and_says_skipped_otherwise
     from aigc.metrics.image_eval import ImageEvalContext, run_sections
 
     g = torch.Generator().manual_seed(0)
-    real = (torch.rand(6, 1, 28, 28, generator=g) * 255).to(torch.uint8)
-    fake = (torch.rand(6, 1, 28, 28, generator=g) * 255).to(torch.uint8)
+    real = (torch.rand(3, 1, 28, 28, generator=g) * 255).to(torch.uint8)
+    fake = (torch.rand(3, 1, 28, 28, generator=g) * 255).to(torch.uint8)
     data = Dataset("t", "image", {"x": real}, {"x": real}, {"source": "npz:t.npz", "shape": [1, 28, 28]})
     feats = Features(FeatureNet(1, 0, decoder=True), {"name": "t"})
     ctx = ImageEvalContext(data, feats, fake, real, "test")
