@@ -92,3 +92,17 @@ def test_an_option_a_modality_does_not_understand_is_refused():
                           n=None, seed=3) == {"n": 1000, "seed": 3}  # unnamed context is not passed
     with pytest.raises(ConfigError, match="--metrics does not apply to text runs"):
         call_evaluator(text_like, "text runs", None, None, context={}, options={"metrics": ["fid"]})
+
+
+def test_eval_of_a_vae_adds_its_likelihood_bounds(cache, capsys):
+    run = cache / "vae"
+    assert main(["train", "digits-vae", "--out", str(run), "--quiet", "--steps", "30",
+                 "--set", "train.threads=1"]) == 0
+    assert main(["eval", str(run), "--n", "200", "--metrics", "fid,likelihood", "--iwae-k", "20",
+                 "--likelihood-n", "50", "--no-floor", "--quiet"]) == 0
+    result = json.loads((run / "eval.json").read_text())
+    (lik,) = [s for s in result["sections"] if s["name"] == "likelihood"]
+    v = lik["values"]
+    assert lik["n"] == 50 and {"elbo_nll_nats", "iwae20_nll_nats", "elbo_bits_per_dim"} <= set(v)
+    assert 0 < v["iwae20_nll_nats"] <= v["elbo_nll_nats"]  # the IWAE bound is tighter than the ELBO
+    assert main(["eval", str(run), "--iwae-k", "0"]) == 2

@@ -215,6 +215,14 @@ def eval_options(args: argparse.Namespace) -> dict[str, Any]:
         opts["inception_weights"] = args.inception_weights
     if args.no_floor:
         opts["floor"] = False
+    if args.iwae_k:
+        if min(args.iwae_k) < 1 or max(args.iwae_k) > 5000:
+            raise ConfigError(f"--iwae-k {args.iwae_k}", "use importance sample counts from 1 to 5000")
+        opts["iwae_k"] = sorted({1, *args.iwae_k})
+    if args.likelihood_n is not None:
+        if args.likelihood_n < 1:
+            raise ConfigError(f"--likelihood-n is {args.likelihood_n}", "use at least 1 test image")
+        opts["likelihood_n"] = args.likelihood_n
     return opts
 
 
@@ -315,6 +323,9 @@ def build_parser() -> Parser:
     e.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
     e.add_argument("--seed", type=int, default=0, help="random seed for sampling and subsets")
     e.add_argument("--split", default="test", choices=["test", "val"], help="held-out split to compare with")
+    e.add_argument("--iwae-k", type=int, nargs="+", metavar="K",
+                   help="VAEs: importance samples for the IWAE bounds (default 100; the ELBO is always k=1)")
+    e.add_argument("--likelihood-n", type=int, metavar="N", help="VAEs: test images for the bounds (default 1000)")
     e.add_argument("--inception-weights", metavar="PATH",
                    help="FID Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth) for standard FID")
     e.add_argument("--no-floor", action="store_true", help="images: skip the real-data floor column")

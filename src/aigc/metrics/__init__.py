@@ -22,6 +22,7 @@ import torch
 from ..data.base import Dataset, cache_dir, fingerprint
 from ..errors import ConfigError, unknown
 from .image_eval import IMAGE_SECTIONS, ImageEvalContext, Section, run_sections
+from .likelihood import likelihood_section  # noqa: F401  (registers the "likelihood" section)
 from .text import evaluate_text_run
 
 DEFAULT_N = 10_000  # generated vs test images, as Lucic et al. 2018
@@ -38,6 +39,8 @@ class EvalOptions:
     out_dir: Path | None = None           # where figures go (closest pairs)
     inception_weights: str | None = None
     floor: bool = True                    # also compute (or reuse) the real-data floor
+    iwae_k: list[int] | None = None       # likelihood section (families with a likelihood): bounds' k
+    likelihood_n: int | None = None       # test images for those bounds
     echo: Callable[[str], None] = print
 
 
@@ -113,12 +116,14 @@ def evaluate_image_real(data: Dataset, n: int = DEFAULT_N, *, seed: int = 0, met
 def evaluate_image_run(loaded: Any, data: Dataset, n: int = DEFAULT_N, *, seed: int = 0, split: str = "test",
                        metrics: list[str] | None = None, out_dir: Path | None = None,
                        inception_weights: str | None = None, floor: bool = True,
+                       iwae_k: list[int] | None = None, likelihood_n: int | None = None,
                        echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Sample n images from a loaded run and measure them against n real `split` images (plus the floor)."""
     from .features import feature_net_for
 
     opts = EvalOptions(n=n, metrics=metrics, seed=seed, split=split, out_dir=out_dir,
-                       inception_weights=inception_weights, floor=floor, echo=echo)
+                       inception_weights=inception_weights, floor=floor, iwae_k=iwae_k,
+                       likelihood_n=likelihood_n, echo=echo)
     _check_metrics(opts.metrics, list(IMAGE_SECTIONS))
     tic = time.perf_counter()
     feats = feature_net_for(data, echo=opts.echo)
@@ -133,7 +138,8 @@ def evaluate_image_run(loaded: Any, data: Dataset, n: int = DEFAULT_N, *, seed: 
     samples = _quantize(loaded.sample(opts.n, seed=opts.seed, **kwargs))
     ctx = ImageEvalContext(data, feats, samples, ref, split, labels=labels, model=loaded.model,
                            out_dir=opts.out_dir, seed=opts.seed, echo=opts.echo,
-                           options={"inception_weights": opts.inception_weights})
+                           options={"inception_weights": opts.inception_weights, "iwae_k": opts.iwae_k,
+                                    "likelihood_n": opts.likelihood_n})
     sections = run_sections(ctx, opts.metrics)
     result = _result("run", data, ctx, sections, opts.n, time.perf_counter() - tic,
                      run=str(loaded.run_dir), checkpoint=loaded.checkpoint.name, samples="generated")

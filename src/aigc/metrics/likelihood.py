@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from .image_eval import ImageEvalContext, Section, image_section
 
 TEST_BINARIZATION_SEED = 0  # binarized test sets: torch.bernoulli(x / 255) under Generator(seed 0)
 LOG2 = math.log(2.0)
@@ -25,6 +26,10 @@ LITERATURE = [
     {"model": "IWAE, 1 stochastic layer (50 z), k=5000", "data": "binarized MNIST", "nats": 85.54,
      "source": "Burda, Grosse & Salakhutdinov 2016, Importance Weighted Autoencoders, Table 1"},
 ]
+
+
+DEFAULT_EVAL_KS = (1, 100)   # `aigc eval`: ELBO and IWAE_100; --iwae-k asks for more (up to 5000)
+DEFAULT_EVAL_N = 1000         # held-out images for those bounds (--likelihood-n)
 
 
 def has_likelihood(model: Any) -> bool:
@@ -121,3 +126,25 @@ def likelihood_markdown(report: dict[str, Any], data: str = "the test split") ->
     for ref in report.get("literature") or []:
         lines.append(f"- For comparison, {ref['model']} on {ref['data']}: {ref['nats']} nats ({ref['source']}).")
     return "\n".join(lines)
+
+
+@image_section("likelihood")
+def likelihood_section(ctx: ImageEvalContext) -> Section | None:
+    """ELBO and IWAE bounds on the held-out split, for families that have a likelihood (VAEs)."""
+    if ctx.model is None or not has_likelihood(ctx.model):
+        return None
+    held_out = ctx.data.split(ctx.ref_split)
+    ks = ctx.options.get("iwae_k") or DEFAULT_EVAL_KS
+    n = ctx.options.get("likelihood_n") or DEFAULT_EVAL_N
+    ctx.echo(f"likelihood: ELBO and IWAE k={max(ks)} on {min(n, len(held_out['x']))} {ctx.ref_split} images")
+    rep = likelihood_report(ctx.model, held_out["x"], held_out.get("y"), ks=ks, n_images=n, seed=ctx.seed)
+    values: dict[str, float] = {}
+    for row in rep["rows"]:
+        key = "elbo" if row["k"] == 1 else f"iwae{row['k']}"
+        values[f"{key}_nll_nats"] = row["nll_nats"]
+        values[f"{key}_bits_per_dim"] = row["bits_per_dim"]
+    note = rep["likelihood"] + (f"; test binarization {rep['binarization']}" if rep.get("binarization") else "")
+    return ctx.section("likelihood", values, n=rep["test_images"],
+                       against=f"{ctx.ref_split} split ({rep['test_images']} images)",
+                       features="none: the model's own bounds (negative log-likelihood, lower is better)",
+                       note=note)
