@@ -11,7 +11,7 @@ from aigc.cli import main
 from aigc.config import load_config
 from aigc.data import load_dataset
 from aigc.errors import ConfigError
-from aigc.explore import explore, nearest_neighbours, slerp
+from aigc.explore import explore, slerp
 from aigc.train import train
 
 PAD = 2  # torchvision grid padding
@@ -94,16 +94,6 @@ def test_slerp_keeps_the_ends_and_a_typical_norm():
     middle, straight = path[:, 4].norm(dim=1), ((a + b) / 2).norm(dim=1)
     assert (middle > straight).all()  # the straight midpoint is atypically close to the origin
     assert torch.allclose(middle, (a.norm(dim=1) + b.norm(dim=1)) / 2, rtol=0.1)
-
-
-def test_chunked_nearest_neighbours_match_brute_force():
-    g = torch.Generator().manual_seed(0)
-    pool = torch.randint(0, 256, (300, 1, 4, 4), generator=g, dtype=torch.uint8)
-    queries = torch.rand(7, 1, 4, 4, generator=g)
-    dist, idx = nearest_neighbours(queries, pool, k=3, chunk=64)
-    full = torch.cdist(queries.flatten(1), pool.flatten(1).float() / 255)
-    ref_d, ref_i = full.topk(3, dim=1, largest=False)
-    assert torch.equal(idx, ref_i) and torch.allclose(dist, ref_d)
 
 
 def test_unknown_kind_is_a_one_line_error(vae_run):

@@ -15,6 +15,7 @@ import torch
 
 from .errors import ConfigError
 from .io import atomic_write, save_samples
+from .metrics.memorization import nearest_neighbours
 
 KINDS = ("interpolate", "traverse", "reconstruct", "neighbours")
 REPORT_HEADING = "## Latent space (aigc explore)"
@@ -35,25 +36,6 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return a[:, None] + t[None, :, None] * (b - a)[:, None]
-
-
-def nearest_neighbours(queries: torch.Tensor, pool: torch.Tensor, k: int = 5,
-                       chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
-    """Euclidean distances and indices of the k nearest pool images to each query, in pixel space.
-
-    queries: float [N, C, H, W] in [0, 1]; pool: uint8 [M, C, H, W]. The pool is scanned in chunks
-    so a 60,000-image training set never needs an [N, M] float copy of itself.
-    """
-    q = queries.flatten(1).float()
-    best_d = torch.full((len(q), k), float("inf"))
-    best_i = torch.zeros((len(q), k), dtype=torch.int64)
-    for s in range(0, len(pool), chunk):
-        p = pool[s:s + chunk].flatten(1).float() / 255.0
-        d = torch.cdist(q, p)
-        d_all, i_all = torch.cat([best_d, d], 1), torch.cat([best_i, torch.arange(s, s + len(p)).expand(len(q), -1)], 1)
-        best_d, pos = d_all.topk(min(k, d_all.shape[1]), dim=1, largest=False)
-        best_i = i_all.gather(1, pos)
-    return best_d, best_i
 
 
 def _labels_for(model: Any, n: int) -> list[int] | None:
@@ -195,7 +177,8 @@ def explore(run_dir: str | Path, kinds: list[str] | None = None, *, checkpoint: 
              "real test images (odd rows) above their reconstructions (even rows)")
     if "neighbours" in wanted:
         samples = model.decode(torch.randn(rows, model.latent_dim, generator=g), _labels_for(model, rows))
-        dist, near = nearest_neighbours(samples, ds.train["x"], neighbours)
+        dist, near = nearest_neighbours(samples.flatten(1), ds.train["x"].flatten(1).float().div_(255.0), neighbours)
+        dist = dist.float()
         grid = torch.cat([samples[:, None], (ds.train["x"][near].float() / 255.0)], 1).flatten(0, 1)
         save("neighbours-samples-vs-train", grid, neighbours + 1,
              f"each generated sample (first column) beside its {neighbours} nearest training images (pixel L2)")

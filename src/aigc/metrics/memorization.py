@@ -40,7 +40,7 @@ def nearest_neighbours(queries: torch.Tensor, refs: torch.Tensor, k: int = 1,
         # take a few extra candidates so float32 round-off cannot hide the true nearest one
         idx.append(d.topk(min(k + 4, refs.shape[0]), dim=1, largest=False).indices)
     cand = torch.cat(idx) if idx else torch.empty(0, k, dtype=torch.int64)
-    exact = (queries.double().unsqueeze(1) - refs.double()[cand]).square().sum(-1).sqrt()
+    exact = (queries.double().unsqueeze(1) - refs[cand].double()).square().sum(-1).sqrt()  # candidates only
     dist, order = exact.sort(dim=1)
     return dist[:, :k], cand.gather(1, order[:, :k])
 
