@@ -80,11 +80,12 @@ def table(rows: list[dict], args: argparse.Namespace, load: tuple[str, str]) -> 
                             text=True).stdout.strip()
     lines = [
         "# makemore names.txt benchmark", "",
-        f"Command: `PYTHONPATH=src nice -n 5 python benchmarks/makemore.py --minutes {args.minutes:g} "
+        f"Command: `python benchmarks/makemore.py --minutes {args.minutes:g} "
         f"--rnn-minutes {args.rnn_minutes:g} --families {args.families}"
         + "".join(f" --set {x}" for x in args.set or []) + f"` (commit {commit}, torch {torch.__version__}, 1 thread).",
-        f"Machine: {os.cpu_count()} cores shared with other jobs; load average {load[0]} at the start, "
-        f"{load[1]} at the end, so these times are from a loaded machine.", "",
+        f"Machine: {os.cpu_count()} cores; load average (1/5/15 min) {load[0]} at the start, {load[1]} at the "
+        "end (above ~1 means other jobs shared the CPU). Training time is the wall time of the whole run "
+        "(checkpoints and sample grids included); the step count is fixed by a calibration at the start.", "",
         "Split: makemore's (torch.randperm seeded 3407; test = last 1,000 of 32,032 names). Test loss: mean "
         "NLL per character in nats, end-of-name token included (makemore's measure).", "",
         "| family | parameters | steps | batch | training time | test loss (nats/char) | train loss | makemore |",

@@ -72,10 +72,16 @@ def make_corpus(root: Path) -> Path:
     gz = _idx_set(root / "idx-bad-gzip")
     (gz / "train-images-idx3-ubyte").unlink()
     (gz / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"x" * 100)[:20])
+    flipped = _idx_set(root / "idx-corrupt-gzip")
+    (flipped / "train-images-idx3-ubyte").unlink()
+    blob = bytearray(gzip.compress(_idx(np.arange(40 * 784).reshape(40, 28, 28) % 256)))
+    blob[10] ^= 0xFF  # a damaged deflate stream: zlib.error, not EOFError
+    (flipped / "train-images-idx3-ubyte.gz").write_bytes(bytes(blob))
     # text
     (root / "empty.txt").write_bytes(b"")
     (root / "newlines.txt").write_bytes(b"\n\n\r\n\n")
     (root / "latin1.txt").write_bytes("caf\xe9 na\xefve\n".encode("latin-1"))
+    np.save(root / "one-array.npy", np.zeros((4, 8, 8), dtype=np.uint8))
     # configs
     (root / "unknown-key.yaml").write_text("name: x\ntrain:\n  stepz: 5\n")
     (root / "wrong-type.yaml").write_text("name: x\ntrain:\n  batch_size: lots\n")

@@ -90,3 +90,14 @@ def test_sampling_a_pickle_is_refused(tmp_path, capsys):
 def test_python_dash_m_and_console_script_agree():
     r = run_cli("--help")
     assert r.returncode == 0 and "train" in r.stdout
+
+
+@pytest.mark.parametrize("flag", [["--temperature", "0.5"], ["--top-k", "3"], ["--prompt", "ab"], ["--drop-copies"],
+                                  ["--format", "txt"]])
+def test_options_a_family_does_not_take_are_one_line_errors(tmp_path, capsys, flag):
+    run = tmp_path / "run"
+    assert main(["train", "digits-gan", "--steps", "2", "--out", str(run), *FAST]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(run), *flag]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and flag[0] in err and ("does not apply" in err or "does not fit" in err)

@@ -186,3 +186,17 @@ def test_shape_images_channels_and_crop():
 def test_label_keys():
     assert label_key("Ankle boot") == label_key("ankle-boot") == "ankle-boot"
     assert label_key("T-shirt/top") == "t-shirt-top"
+
+
+def test_folder_test_split_keeps_the_training_class_ids(tmp_path):
+    for split, classes in (("train", ["a", "b", "c"]), ("test", ["b", "c"])):
+        for i, cls in enumerate(classes):
+            (tmp_path / split / cls).mkdir(parents=True)
+            Image.new("L", (8, 8), 10 * i).save(tmp_path / split / cls / "x.png")
+    ds = load_dataset(DataConfig(source=f"folder:{tmp_path}"))
+    assert ds.meta["class_names"] == ["a", "b", "c"]
+    assert ds.test["y"].tolist() == [1, 2]  # b and c keep their training ids
+    (tmp_path / "test" / "z").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / "test" / "z" / "x.png")
+    with pytest.raises(DataError, match="'z'.*no counterpart"):
+        load_dataset(DataConfig(source=f"folder:{tmp_path}"))

@@ -119,3 +119,48 @@ def test_batch_order_is_a_function_of_the_step():
     assert len(set(epoch0.tolist())) == 96  # without replacement within an epoch
     assert not torch.equal(seq[0], seq[3])  # a new permutation each epoch
     assert BatchOrder(10, 64, 0).indices(0).numel() == 10  # batch clamps to tiny data
+
+
+def test_the_best_checkpoint_survives_rotation(tmp_path):
+    cfg = tiny_gan()
+    cfg["train"].update(steps=40, ckpt_every=5, keep_last=2, eval_every=10)
+    scores = iter([3.0, 1.0, 2.0, 4.0])  # step 20 is the best
+    train(load_config(cfg), tmp_path / "run", evaluator=lambda m, d: {"fid": next(scores)}, echo=lambda m: None)
+    names = [p.name for p in list_checkpoints(tmp_path / "run")]
+    assert "step-00000020" in names and names[-2:] == ["step-00000035", "step-00000040"]
+    import aigc
+
+    assert aigc.load(tmp_path / "run", "best").checkpoint.name == "step-00000020"
+
+
+def test_asking_for_best_without_a_mark_is_an_error(tmp_path):
+    import aigc
+    from aigc.errors import CheckpointError
+
+    train(load_config(tiny_gan()), tmp_path / "run", echo=lambda m: None)
+    with pytest.raises(CheckpointError, match="marked best"):
+        aigc.load(tmp_path / "run", "best")
+
+
+def test_resume_applies_a_changed_learning_rate(tmp_path):
+    train(load_config(tiny_gan()), tmp_path / "run", echo=lambda m: None)
+    from aigc.train.loop import Trainer
+
+    t = Trainer(load_config(tiny_gan(), ["train.lr=1e-5", "train.steps=30"]), tmp_path / "run", resume=True,
+                echo=lambda m: None)
+    assert all(g["lr"] == 1e-5 for o in t.opts.values() for g in o.param_groups)
+
+
+def test_a_checkpoint_of_another_shape_is_one_clear_error(tmp_path):
+    import yaml as _yaml
+
+    import aigc
+    from aigc.errors import CheckpointError
+
+    train(load_config(tiny_gan()), tmp_path / "run", echo=lambda m: None)
+    path = tmp_path / "run" / "config.yaml"
+    cfg = _yaml.safe_load(path.read_text())
+    cfg["model"]["g_hidden"] = [33]  # edited after training: the weights no longer fit
+    path.write_text(_yaml.safe_dump(cfg))
+    with pytest.raises(CheckpointError, match="does not fit this model"):
+        aigc.load(tmp_path / "run")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, UserError, closest
+from .errors import ConfigError, UserError, closest, refuse_unknown_options
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -97,6 +97,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 130 if result.interrupted else 0
 
 
+SAMPLE_FLAGS = {"labels": "--label", "ema": "--no-ema", "top_k": "--top-k", "top_p": "--top-p",
+                "max_len": "--max-len", "drop_copies": "--drop-copies", "temperature": "--temperature",
+                "prompt": "--prompt"}
+
+
 def sample_options(args: argparse.Namespace) -> dict[str, Any]:
     """Only the options the user set, so each family receives what it understands."""
     opts: dict[str, Any] = {}
@@ -119,7 +124,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.n <= 0:
         raise ConfigError(f"--n is {args.n}", "ask for at least one sample")
     loaded = load(args.run_dir, args.checkpoint)
-    samples = loaded.sample(args.n, seed=args.seed, **sample_options(args))
+    opts = sample_options(args)
+    refuse_unknown_options(loaded.model.sample, opts, f"{loaded.config.model['name']} runs", SAMPLE_FLAGS)
+    fits = {"png": "image", "npz": "image", "txt": "text"}
+    if args.format and fits[args.format] != loaded.modality:
+        raise ConfigError(f"--format {args.format} does not fit a {loaded.modality} run",
+                          "use png or npz for images, txt for text")
+    samples = loaded.sample(args.n, seed=args.seed, **opts)
     if loaded.modality == "image" or args.out:
         default = Path(args.run_dir) / ("sample.npz" if args.format == "npz" else "sample.png")
         path = save_samples(samples, Path(args.out) if args.out else default, fmt=args.format)
@@ -254,9 +265,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"wrote {out}")
     if args.run_dir is not None and update_run_report(Path(args.run_dir), result):
         print(f"updated {Path(args.run_dir) / 'report.md'}")
-    return 0
-
-
     return 0
 
 

@@ -44,7 +44,12 @@ def save_samples(samples: Any, path: Path, fmt: str | None = None, nrow: int | N
     if isinstance(samples, torch.Tensor):
         if (fmt or path.suffix.lstrip(".")) == "npz":
             arr = (samples.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-            return atomic_write(path.with_suffix(".npz"), lambda p: np.savez_compressed(open(p, "wb"), x=arr))
+
+            def write(p: Path) -> None:
+                with open(p, "wb") as f:
+                    np.savez_compressed(f, x=arr)
+
+            return atomic_write(path.with_suffix(".npz"), write)
         return atomic_write(path.with_suffix(".png"), lambda p: to_pil(samples, nrow).save(p, format="PNG"))
     text = "\n".join(str(s) for s in samples) + "\n"
     return atomic_write(path.with_suffix(".txt"), lambda p: p.write_text(text, encoding="utf-8"))

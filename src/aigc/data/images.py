@@ -6,6 +6,7 @@ import os
 import re
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,6 @@ def label_key(name: str) -> str:
 def to_signed(x: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float [-1, 1], on a whole batch at once."""
     return x.float().mul_(2.0 / 255.0).sub_(1.0)
-
-
-def to_unit(x: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [0, 1]."""
-    return x.float().mul_(1.0 / 255.0)
 
 
 def from_signed(x: torch.Tensor) -> torch.Tensor:
@@ -100,7 +96,7 @@ def read_idx(path: Path, expect_dims: int) -> np.ndarray:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise DataError(f"cannot read {path}: {e}", "re-download or reinstall the file") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path} is not an idx file of unsigned bytes (bad magic number)",
@@ -232,8 +228,11 @@ def npz(cfg: Any, arg: str | None) -> Dataset:
         raise DataError(f"npz file {path} does not exist", "check the path after 'npz:'")
     try:
         arrays = np.load(path, allow_pickle=False)
-        data = {k: arrays[k] for k in arrays.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        if not isinstance(arrays, np.lib.npyio.NpzFile):
+            raise ValueError("it holds one array (.npy), not named arrays")
+        with arrays:
+            data = {k: arrays[k] for k in arrays.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise DataError(f"cannot read {path} as npz without pickle: {e}",
                         "save plain arrays with numpy.savez(path, x=..., y=...)") from None
 
@@ -311,9 +310,21 @@ def list_images(root: Path) -> tuple[list[Path], list[str]]:
     return sorted(f for f in root.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file()), []
 
 
-def decode_folder(root: Path, cfg: Any) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
-    """Decode every image under root -> tensors, class names, and the unreadable files skipped."""
-    files, classes = list_images(root)
+def decode_folder(root: Path, cfg: Any, classes: list[str] | None = None,
+                  channels: int | None = None) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
+    """Decode every image under root -> tensors, class names, and the unreadable files skipped.
+
+    `classes` (the training split's) fixes the label ids, so a test folder with fewer classes
+    keeps the training numbering; `channels` forces the training split's channel count.
+    """
+    files, found = list_images(root)
+    if classes is not None and found:
+        extra = [c for c in found if c not in classes]
+        if extra:
+            raise DataError(f"class folder '{extra[0]}' in {root} has no counterpart in the training split",
+                            f"use training classes only: {', '.join(classes)}")
+    else:
+        classes = found
     if not files:
         raise DataError(f"no images in {root}", f"put {', '.join(sorted(IMAGE_EXTS))} files there")
     arrays, labels, bad = [], [], []
@@ -331,7 +342,7 @@ def decode_folder(root: Path, cfg: Any) -> tuple[dict[str, torch.Tensor], list[s
         seen = ", ".join(f"{w}x{h}" for h, w in sorted(shapes)[:3])
         raise DataError(f"images in {root} are not all the same square size (seen {seen})",
                         "set data.image_size, e.g. --set data.image_size=64")
-    want_c = cfg.channels or (1 if all(a.shape[2] == 1 for a in arrays) else 3)
+    want_c = cfg.channels or channels or (1 if all(a.shape[2] == 1 for a in arrays) else 3)
     out = []
     for a in arrays:
         t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).unsqueeze(0)
@@ -355,7 +366,7 @@ def folder(cfg: Any, arg: str | None) -> Dataset:
     def build() -> Dataset:
         if split_dirs:
             train, classes, bad = decode_folder(root / "train", cfg)
-            test, _, bad_test = decode_folder(root / "test", cfg)
+            test, _, bad_test = decode_folder(root / "test", cfg, classes, train["x"].shape[1])
             bad += bad_test
         else:
             train, classes, bad = decode_folder(root, cfg)

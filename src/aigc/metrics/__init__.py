@@ -9,7 +9,6 @@ An evaluator receives only the options it names as parameters (see `call_evaluat
 """
 from __future__ import annotations
 
-import inspect
 import json
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from typing import Any
 import torch
 
 from ..data.base import Dataset, cache_dir, fingerprint
-from ..errors import ConfigError, unknown
+from ..errors import ConfigError, refuse_unknown_options, unknown
 from .image_eval import IMAGE_SECTIONS, ImageEvalContext, Section, run_sections
 from .likelihood import likelihood_section  # noqa: F401  (registers the "likelihood" section)
 from .text import evaluate_text_run
@@ -185,11 +184,7 @@ def call_evaluator(fn: Callable[..., dict[str, Any]], what: str, *args: Any, con
 
     An option the evaluator does not name is a mistake of the user's, said in one line.
     """
-    names = {p.name for p in inspect.signature(fn).parameters.values()
-             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    for key in options:
-        if key not in names:
-            raise ConfigError(f"{FLAGS.get(key, key)} does not apply to {what}", "leave it out")
+    names = refuse_unknown_options(fn, options, what, FLAGS)
     kwargs = {k: v for k, v in {**common, **context}.items() if k in names and v is not None}
     return fn(*args, **kwargs, **options)
 

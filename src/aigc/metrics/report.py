@@ -92,5 +92,6 @@ def update_run_report(run_dir: Path, result: dict[str, Any]) -> Path | None:
         text = head + block + tail.lstrip("\n")
     else:
         text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text, encoding="utf-8")
-    return path
+    from ..io import atomic_write
+
+    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))

@@ -17,6 +17,8 @@ from ..errors import CheckpointError
 
 COMPLETE = "COMPLETE"
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle"}
+DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8,
+               "U32": 4, "U16": 2, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
 MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit is 100 MB; we check before reading it
 
 
@@ -61,6 +63,7 @@ def check_safetensors(path: Path) -> None:
             continue
         try:
             start, end = info["data_offsets"]
+            itemsize = DTYPE_BYTES[info["dtype"]]
             numel = 1
             for d in info["shape"]:
                 if not isinstance(d, int) or d < 0:
@@ -68,8 +71,8 @@ def check_safetensors(path: Path) -> None:
                 numel *= d
         except (KeyError, TypeError, ValueError):
             raise CheckpointError(f"{path}: tensor '{name}' has a malformed entry", "use an intact file") from None
-        if not (0 <= start <= end <= body) or numel > body:
-            raise CheckpointError(f"{path}: tensor '{name}' claims data past the end of the file",
+        if not (0 <= start <= end <= body) or end - start != numel * itemsize:
+            raise CheckpointError(f"{path}: tensor '{name}' claims more data than the file holds for it",
                                   "the file is damaged or was crafted; use an intact copy")
 
 
@@ -139,9 +142,21 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, opts: dict
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    best = best_name(run_dir)
     for old in list_checkpoints(run_dir)[:-keep_last]:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.name != best:  # the checkpoint marked best by evaluation outlives the rotation
+            shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def best_name(run_dir: Path) -> str | None:
+    """The checkpoint that checkpoints/best.json names, if any."""
+    path = Path(run_dir) / "checkpoints" / "best.json"
+    try:
+        name = json.loads(path.read_text())["checkpoint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def _unshare(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -194,14 +209,11 @@ def find_checkpoint(run_dir: Path, which: str = "latest", warn=print) -> Path | 
         verify(path)
         return path
     if which == "best":
-        best = Path(run_dir) / "checkpoints" / "best.json"
-        if best.is_file():
-            try:
-                name = json.loads(best.read_text())["checkpoint"]
-                if (Path(run_dir) / "checkpoints" / name) in ckpts:
-                    return find_checkpoint(run_dir, name, warn)
-            except (OSError, ValueError, KeyError, CheckpointError):
-                pass
+        name = best_name(run_dir)
+        if name is None or (Path(run_dir) / "checkpoints" / name) not in ckpts:
+            raise CheckpointError(f"{run_dir} has no checkpoint marked best",
+                                  "train with --set train.eval_every=N to mark one, or use latest")
+        return find_checkpoint(run_dir, name, warn)
     for ckpt in reversed(ckpts):
         try:
             verify(ckpt)
@@ -216,12 +228,20 @@ def load_checkpoint(ckpt: Path, model: torch.nn.Module,
     """Load weights (and optimizer + RNG state when opts are given); returns state.json."""
     state = verify(ckpt)
     weights = read_tensors(ckpt / "model.safetensors")
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+    hint = "load it with the config.yaml and data.json of the run that wrote it"
+    try:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+    except RuntimeError as e:  # shapes that differ (an edited config.yaml or data.json)
+        first = str(e).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"{ckpt} does not fit this model: {first}", hint) from None
     if missing or unexpected:
         raise CheckpointError(f"{ckpt} does not fit this model (missing {missing[:2]}, unexpected {unexpected[:2]})",
-                              "load it with the config.yaml of the run that wrote it")
+                              hint)
     if opts is not None:
         opt_t = read_tensors(ckpt / "optim.safetensors")
-        torch.set_rng_state(opt_t.pop("rng/torch"))
-        restore_optimizers(opts, opt_t, state["param_groups"])
+        try:
+            torch.set_rng_state(opt_t.pop("rng/torch"))
+            restore_optimizers(opts, opt_t, state["param_groups"])
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{ckpt}: optimizer state does not fit this model ({e})", hint) from None
     return state

@@ -135,6 +135,7 @@ class Trainer:
         ckpt = find_checkpoint(self.run_dir, warn=echo) if resume else None
         if ckpt is not None:
             self._restore(ckpt)
+            self._apply_lr_scale()  # the config's train.lr wins over the rate stored in the checkpoint
             echo(f"resuming {self.run_dir} from {ckpt.name}")
         self._write_run_files()
 
@@ -170,6 +171,12 @@ class Trainer:
         self.best = state.get("best")
         self.elapsed = state.get("elapsed", 0.0)
 
+    def _apply_lr_scale(self) -> None:
+        """Each optimizer's rate = the configured rate x the scale left by rollbacks."""
+        for name, opt in self.opts.items():
+            for group, base in zip(opt.param_groups, self.base_lrs[name], strict=True):
+                group["lr"] = base * self.lr_scale
+
     def _state(self) -> dict[str, Any]:
         return {"lr_scale": self.lr_scale, "rollbacks": self.rollbacks, "best": self.best,
                 "elapsed": self.elapsed, "data_order": {"seed": self.cfg.seed, "batch": self.order.batch},
@@ -196,16 +203,16 @@ class Trainer:
             self.save()  # a rollback point before the first update
         from torch.utils.tensorboard import SummaryWriter
 
-        tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None)
         fixed = torch.Generator().manual_seed(self.cfg.seed + SAMPLE_SEED_OFFSET)
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
-        bar = tqdm(total=t.steps, initial=self.step, disable=None if t.progress else True,
-                   dynamic_ncols=True, file=sys.stderr, desc=self.cfg.name)
         window_time, window_steps = 0.0, 0  # time in training steps only, not sampling or saving
         start_step = self.step
         self.model.train()
-        with _Interrupt() as interrupt, open(metrics_path, "a", encoding="utf-8") as log:
+        with SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None) as tb, \
+                tqdm(total=t.steps, initial=self.step, disable=None if t.progress else True, dynamic_ncols=True,
+                     file=sys.stderr, desc=self.cfg.name) as bar, \
+                _Interrupt() as interrupt, open(metrics_path, "a", encoding="utf-8") as log:
             while self.step < t.steps and not interrupt.requested:
                 tic = time.perf_counter()
                 logs = self.train_step()
@@ -238,8 +245,6 @@ class Trainer:
                     self._evaluate(log, tb)
                 if t.ckpt_every and self.step % t.ckpt_every == 0 and self.step != t.steps:
                     self.save()
-        bar.close()
-        tb.close()
         self.elapsed += window_time
         ckpts = list_checkpoints(self.run_dir)
         if self.step > start_step or not ckpts or ckpts[-1].name != f"step-{self.step:08d}":
@@ -288,9 +293,7 @@ class Trainer:
         rollbacks, scale = self.rollbacks, self.lr_scale * 0.5
         self._restore(ckpt)  # the checkpoint may predate earlier rollbacks: keep our own count and scale
         self.rollbacks, self.lr_scale = rollbacks, scale
-        for name, opt in self.opts.items():
-            for group, base in zip(opt.param_groups, self.base_lrs[name], strict=True):
-                group["lr"] = base * scale
+        self._apply_lr_scale()
         self.echo(f"warning: {bad} not finite at step {self.step + 1}; rolled back to {ckpt.name}, "
                   f"learning rate x{self.lr_scale:g} ({self.rollbacks}/{self.cfg.train.max_rollbacks})")
 

@@ -65,6 +65,7 @@ def write_report(run_dir: Path, facts: dict[str, Any]) -> Path:
                       "```\n" + (run_dir / name).read_text(encoding="utf-8")[:2000] + "```"]
     extra = facts.get("sections") or []
     lines += [line for section in extra for line in ("", section)]
-    path = run_dir / "report.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    from ..io import atomic_write
+
+    text = "\n".join(lines) + "\n"
+    return atomic_write(run_dir / "report.md", lambda p: p.write_text(text, encoding="utf-8"))
