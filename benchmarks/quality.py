@@ -73,7 +73,7 @@ def fid_curve(run_dir: Path, n: int) -> dict[str, Any]:
         shutil.copytree(ckpt, view / "checkpoints" / ckpt.name)
         out = view / "eval.json"
         tic = time.perf_counter()
-        proc = _aigc(["eval", str(view), "--n", str(n), "--out", str(out)])
+        proc = _aigc(["eval", str(view), "--n", str(n), "--out", str(out), "--metrics", "fid", "--no-floor"])
         _, err = proc.communicate()
         if proc.returncode != 0 or not out.is_file():
             last = (err or "").strip().splitlines()[-1:] or ["no output"]
