@@ -20,6 +20,19 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("AIGC_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session")
+def fashion_features(tmp_path_factory):
+    """Fashion-MNIST and the shipped feature network, loaded once (the session cache, never the user's)."""
+    from aigc.config import DataConfig
+    from aigc.data import load_dataset
+    from aigc.metrics.features import feature_net_for
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIGC_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        data = load_dataset(DataConfig(source="fashion-mnist"))
+    return data, feature_net_for(data, echo=lambda m: None)
+
+
 def tiny_gan(**model: Any) -> dict[str, Any]:
     """A digits MLP GAN small enough for many tests."""
     return {

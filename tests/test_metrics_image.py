@@ -5,19 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from aigc.config import DataConfig
-from aigc.data import load_dataset
 from aigc.metrics import image as M
-from aigc.metrics.features import feature_net_for
 
 
 @pytest.fixture(scope="module")
-def fashion(tmp_path_factory):
+def fashion(fashion_features):
     """The shipped feature network plus 2,000 train and 2,000 test images with their labels."""
-    with pytest.MonkeyPatch.context() as mp:  # the session cache, never the user's
-        mp.setenv("AIGC_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-        data = load_dataset(DataConfig(source="fashion-mnist"))
-    feats = feature_net_for(data, echo=lambda m: None)
+    data, feats = fashion_features
     assert feats.info["arch"] == "aigc-cnn-v1" and "trained_by" in feats.info  # the shipped one
     train_x, train_y = data.train["x"][:2000], data.train["y"][:2000]
     test_x, test_y = data.test["x"][:2000], data.test["y"][:2000]

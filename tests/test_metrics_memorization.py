@@ -5,9 +5,6 @@ import pytest
 import torch
 from PIL import Image
 
-from aigc.config import DataConfig
-from aigc.data import load_dataset
-from aigc.metrics.features import feature_net_for
 from aigc.metrics.memorization import (
     closest_pairs,
     knn_radii,
@@ -36,11 +33,8 @@ def test_knn_radii_leave_the_point_itself_out():
 
 
 @pytest.fixture(scope="module")
-def fashion_feats(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:  # the session cache, never the user's
-        mp.setenv("AIGC_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-        data = load_dataset(DataConfig(source="fashion-mnist"))
-    feats = feature_net_for(data, echo=lambda m: None)
+def fashion_feats(fashion_features):
+    data, feats = fashion_features
     return {"train": feats(data.train["x"][:3000])[0], "test": feats(data.test["x"][:1500])[0]}
 
 

@@ -41,6 +41,16 @@ class GenerativeModel(nn.Module):
 
     # ------------------------------------------------------------ shared helpers
 
+    def conditional_classes(self) -> int:
+        """How many labels a conditional model is built for (0 when unconditional); refuses unlabelled data."""
+        if not getattr(self.cfg, "conditional", False):
+            return 0
+        k = int(self.meta.get("num_classes") or 0)
+        if not k:
+            raise ConfigError("model.conditional is true but the data has no labels",
+                              "use labelled data (sub-folders or y) or set model.conditional=false")
+        return k
+
     @property
     def class_names(self) -> list[str]:
         return list(self.meta.get("class_names") or [])

@@ -120,10 +120,7 @@ class GAN(GenerativeModel):
     def __init__(self, cfg: GANConfig, meta: dict[str, Any]):
         super().__init__(cfg, meta)
         self.shape = list(meta["shape"])
-        self.num_classes = int(meta.get("num_classes") or 0) if cfg.conditional else 0
-        if cfg.conditional and not self.num_classes:
-            raise ConfigError("model.conditional is true but the data has no labels",
-                              "use labelled data (sub-folders or y) or set model.conditional=false")
+        self.num_classes = self.conditional_classes()
         self.G, self.D = self.build_nets(cfg)
         self.loss = GAN_LOSSES.get(cfg.loss)()
         self.g_ema = EMA(self.G, cfg.ema) if cfg.ema > 0 else None

@@ -76,10 +76,7 @@ class VAE(GenerativeModel):
     def __init__(self, cfg: VAEConfig, meta: dict[str, Any]):
         super().__init__(cfg, meta)
         self.shape = list(meta["shape"])
-        self.num_classes = int(meta.get("num_classes") or 0) if cfg.conditional else 0
-        if cfg.conditional and not self.num_classes:
-            raise ConfigError("model.conditional is true but the data has no labels",
-                              "use labelled data (sub-folders or y) or set model.conditional=false")
+        self.num_classes = self.conditional_classes()
         self.lik = PIXEL_LIKELIHOODS.get(cfg.likelihood)()
         arch = getattr(cfg, "arch", self.arch)
         args = (cfg.z_dim, self.num_classes, cfg.embed_dim)
