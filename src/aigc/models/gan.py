@@ -173,16 +173,8 @@ class GAN(GenerativeModel):
                ema: bool = True) -> torch.Tensor:
         """n images as float [n, C, H, W] in [0, 1]; labels by index or name for conditional models."""
         y = self.resolve_labels(labels, n)
-        net = self.g_ema.shadow if (ema and self.g_ema is not None) else self.G
-        was_training = net.training
-        net.eval()
-        out = []
-        for start in range(0, n, self.sample_chunk):
-            m = min(self.sample_chunk, n - start)
-            z = torch.randn(m, self.cfg.z_dim, generator=generator)
-            out.append(from_signed(net(z, None if y is None else y[start:start + m])))
-        net.train(was_training)
-        return torch.cat(out) if out else torch.empty(0, *self.shape)
+        sizes = [min(self.sample_chunk, n - s) for s in range(0, n, self.sample_chunk)]
+        return self._decode_chunks((torch.randn(m, self.cfg.z_dim, generator=generator) for m in sizes), y, ema)
 
     prior = "gaussian"  # z ~ N(0, I): `aigc explore` interpolates spherically
 
@@ -193,11 +185,17 @@ class GAN(GenerativeModel):
     @torch.no_grad()
     def decode(self, z: torch.Tensor, labels: Any = None, ema: bool = True) -> torch.Tensor:
         """Given latents [n, z_dim] -> images [n, C, H, W] in [0, 1], through the generator `sample` uses."""
-        y = self.resolve_labels(labels, len(z))
+        return self._decode_chunks(z.split(self.sample_chunk), self.resolve_labels(labels, len(z)), ema)
+
+    def _decode_chunks(self, chunks: Any, y: torch.Tensor | None, ema: bool) -> torch.Tensor:
+        """Latent chunks (drawn lazily, so sampling consumes the generator chunk by chunk) -> images."""
         net = self.g_ema.shadow if (ema and self.g_ema is not None) else self.G
         was_training = net.training
         net.eval()
-        out = [from_signed(net(z[s:s + 1024], None if y is None else y[s:s + 1024])) for s in range(0, len(z), 1024)]
+        out, start = [], 0
+        for z in chunks:
+            out.append(from_signed(net(z, None if y is None else y[start:start + len(z)])))
+            start += len(z)
         net.train(was_training)
         return torch.cat(out) if out else torch.empty(0, *self.shape)
 
