@@ -138,8 +138,8 @@ def render(r: dict[str, Any], info: dict[str, Any]) -> str:
     s = r["sample_text"]
     out += ["Text (Transformer, `names-transformer`), tokens/s with and without the KV cache. "
             "Target: cached >= 5x uncached at 256 new tokens.", ""]
-    out += [_skip(s) or _table(["new tokens", "cached tokens/s", "uncached tokens/s", "speed-up"],
-                               [[x["new_tokens"], f"{x['cached']:,.0f}", f"{x['uncached']:,.0f}",
+    out += [_skip(s) or _table(["batch", "new tokens", "cached tokens/s", "uncached tokens/s", "speed-up"],
+                               [[x["batch"], x["new_tokens"], f"{x['cached']:,.0f}", f"{x['uncached']:,.0f}",
                                  f"{x['speedup']:.1f}x"] for x in s["rows"]]), ""]
     if s.get("note"):
         out += [s["note"], ""]
