@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     info = {"mode": mode.name, "command": "python -m benchmarks.run " + " ".join(argv or sys.argv[1:]),
             "seconds": time.perf_counter() - tic, "date": time.strftime("%Y-%m-%d %H:%M"),
             "machine": machine(), "load_start": load_start, "load_end": load_average(),
-            "loaded": max(loads) > 0.5 * (os.cpu_count() or 1) + 0.5}
+            "loaded": max(loads) > (os.cpu_count() or 1) + 0.5}  # more runnable jobs than cores
     info["machine"]["torch threads"] = str(threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(results, info) + "\n", encoding="utf-8")
