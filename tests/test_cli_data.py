@@ -40,12 +40,6 @@ def test_data_commands_report_user_mistakes_in_one_line(tmp_path, capsys):
 
 
 def test_text_sources_are_audited_through_the_text_module(tmp_path, capsys):
-    try:
-        from aigc.data.text import load_text_samples  # noqa: F401
-    except ImportError:
-        assert main(["data", "audit", "names", "--out", str(tmp_path)]) == 2
-        assert "needs the text module" in capsys.readouterr().err
-        return
     lines = tmp_path / "lines.txt"
     lines.write_text("anna\nbob\nbob\ncarla\n" * 5 + "dav\x07id\n", encoding="utf-8")
     assert main(["data", "audit", f"lines:{lines}", "--out", str(tmp_path / "a")]) == 0

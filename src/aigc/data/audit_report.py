@@ -31,11 +31,8 @@ def run_audit(cfg: Any, out: Path, near: float = dedup.NEAR) -> dict[str, Any]:
                         "its contact sheets would be audited next time; give --out elsewhere")
     out.mkdir(parents=True, exist_ok=True)
     if prefix in TEXT_SOURCES:
-        try:
-            from .text import load_text_samples  # type: ignore[attr-defined]
-        except ImportError:
-            raise DataError(f"auditing text source '{cfg.source}' needs the text module (aigc.data.text)",
-                            "install a version of aigc that has text sources") from None
+        from .text import load_text_samples
+
         report = audit_text(load_text_samples(cfg), cfg.source)
         _write(out, report, text_markdown(report))
         return report

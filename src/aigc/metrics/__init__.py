@@ -89,7 +89,9 @@ def evaluate_image_real(data: Dataset, n: int = DEFAULT_N, *, seed: int = 0, met
 
         raise DataError(f"{data.name} has no test split, so it has no real-data floor",
                         "set data.test_fraction above 0 for sources without one")
-    key = fingerprint("floor", data_fingerprint(data), feats.name, opts.n, opts.seed, opts.metrics)
+    weights = Path(opts.inception_weights) if opts.inception_weights else None
+    stamp = [str(weights.resolve()), weights.stat().st_size, weights.stat().st_mtime_ns] if weights else None
+    key = fingerprint("floor", data_fingerprint(data), feats.name, opts.n, opts.seed, opts.metrics, stamp)
     path = cache_dir() / "floors" / f"{key}.json"
     if path.is_file():
         try:
