@@ -76,6 +76,16 @@ class Vocab:
         return "".join(out)
 
 
+def decode_rows(ids: torch.Tensor, vocab: Vocab, kind: str, skip: int = 0) -> list[str]:
+    """Rows of ids (after `skip` leading ids) back to strings, cut at the end token for `lines` data."""
+    out = []
+    for row in ids[:, skip:].tolist():
+        if kind == "lines" and EOS in row:
+            row = row[:row.index(EOS)]
+        out.append(vocab.decode(row))
+    return out
+
+
 def line_hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
 

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from scipy.stats import ks_2samp, wasserstein_distance
 
-from ..data.text import EOS, PAD, Vocab
+from ..data.text import PAD, Vocab, decode_rows
 
 
 @torch.no_grad()
@@ -26,14 +26,7 @@ def nll_per_char(model: Any, x: torch.Tensor, batch_size: int = 512) -> tuple[fl
 
 def decode_split(x: torch.Tensor, meta: dict[str, Any]) -> list[str]:
     """Rows of ids back to strings (the inverse of aigc.data.text.encode_rows)."""
-    vocab = Vocab.from_meta(meta)
-    out = []
-    for row in x.tolist():
-        row = row[1:]
-        if meta.get("kind", "lines") == "lines" and EOS in row:
-            row = row[:row.index(EOS)]
-        out.append(vocab.decode(row))
-    return out
+    return decode_rows(x, Vocab.from_meta(meta), meta.get("kind", "lines"), skip=1)
 
 
 def distinct_n(samples: list[str], n: int) -> float:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..data.text import BOS, EOS, PAD, UNK, Vocab, line_hash, unpack_hashes
+from ..data.text import BOS, EOS, PAD, UNK, Vocab, decode_rows, line_hash, unpack_hashes
 from ..errors import ConfigError
 from .base import GenerativeModel
 
@@ -188,12 +188,7 @@ class CharLM(GenerativeModel):
         return tokens
 
     def decode_rows(self, tokens: torch.Tensor, skip: int) -> list[str]:
-        out = []
-        for row in tokens[:, skip:].tolist():
-            if self.kind == "lines" and EOS in row:
-                row = row[:row.index(EOS)]
-            out.append(self.vocab.decode(row))
-        return out
+        return decode_rows(tokens, self.vocab, self.kind, skip)
 
     def is_copy(self, text: str) -> bool:
         if self._copies is None:
