@@ -66,6 +66,23 @@ def file_stamp(path: Path) -> list[Any]:
     return [str(path.resolve()), st.st_size, st.st_mtime_ns]
 
 
+def save_splits(splits: dict[str, dict[str, torch.Tensor]], path: Path) -> None:
+    """Write {split: {name: tensor}} as one safetensors file ("split/name" keys), atomically."""
+    flat = {f"{split}/{k}": v.contiguous() for split, part in splits.items() for k, v in part.items()}
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    save_file(flat, str(tmp))
+    os.replace(tmp, path)
+
+
+def load_splits(path: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """The inverse of save_splits."""
+    splits: dict[str, dict[str, torch.Tensor]] = {}
+    for key, v in load_file(str(path)).items():
+        split, _, name = key.partition("/")
+        splits.setdefault(split, {})[name] = v
+    return splits
+
+
 def cached(key: str, build: Callable[[], Dataset]) -> Dataset:
     """Return the dataset cached under `key`, building and storing it on a miss.
 
@@ -76,11 +93,7 @@ def cached(key: str, build: Callable[[], Dataset]) -> Dataset:
     if tensors_path.is_file() and meta_path.is_file():
         try:
             head = json.loads(meta_path.read_text())
-            flat = load_file(str(tensors_path))
-            splits: dict[str, dict[str, torch.Tensor]] = {}
-            for k, v in flat.items():
-                split, _, name = k.partition("/")
-                splits.setdefault(split, {})[name] = v
+            splits = load_splits(tensors_path)
             return Dataset(head["name"], head["modality"], splits["train"], splits.get("test"), head["meta"],
                            splits.get("val"))
         except Exception:  # a damaged cache entry is rebuilt, never trusted
@@ -88,12 +101,7 @@ def cached(key: str, build: Callable[[], Dataset]) -> Dataset:
     ds = build()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        flat = {f"train/{k}": v.contiguous() for k, v in ds.train.items()}
-        flat.update({f"test/{k}": v.contiguous() for k, v in (ds.test or {}).items()})
-        flat.update({f"val/{k}": v.contiguous() for k, v in (ds.val or {}).items()})
-        tmp = tensors_path.with_suffix(f".tmp{os.getpid()}")
-        save_file(flat, str(tmp))
-        os.replace(tmp, tensors_path)
+        save_splits({"train": ds.train, "test": ds.test or {}, "val": ds.val or {}}, tensors_path)
         meta_path.write_text(json.dumps({"name": ds.name, "modality": ds.modality, "meta": ds.meta}))
     except OSError:
         pass

@@ -10,12 +10,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 from ..errors import DataError
 from ..registry import DATA_SOURCES
 from . import dedup as dd
-from .base import Dataset, load_dataset
+from .base import Dataset, load_dataset, load_splits, save_splits
 from .images import _finish
 
 FORMAT = "aigc-prepared"
@@ -60,10 +59,7 @@ def prepare(cfg: Any, out: Path, dedup: bool = False, near: float = dd.NEAR) -> 
         "meta": {k: v for k, v in ds.meta.items() if k not in ("shape", "n_train", "n_test")},
     }
     out.mkdir(parents=True, exist_ok=True)
-    flat = {f"{s}/{k}": v.contiguous() for s, part in splits.items() for k, v in part.items()}
-    tmp = out / f".{DATA_FILE}.tmp{os.getpid()}"
-    save_file(flat, str(tmp))
-    os.replace(tmp, out / DATA_FILE)
+    save_splits(splits, out / DATA_FILE)
     tmp = out / f".{MANIFEST}.tmp{os.getpid()}"
     tmp.write_text(json.dumps(manifest, indent=1, default=str))
     os.replace(tmp, out / MANIFEST)  # the manifest is written last: without it, nothing is there
@@ -98,16 +94,12 @@ def prepared(cfg: Any, arg: str | None) -> Dataset:
                         "make one with `aigc data prepare SOURCE --out DIR`")
     try:
         manifest = json.loads((root / MANIFEST).read_text())
-        flat = load_file(str(root / DATA_FILE))
+        splits = load_splits(root / DATA_FILE)
     except Exception as e:  # damaged JSON or tensors
         raise DataError(f"cannot read the prepared dataset in {root}: {type(e).__name__}",
                         "prepare it again") from None
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise DataError(f"{root}/{MANIFEST} is not an {FORMAT} v{VERSION} manifest", "prepare it again")
-    splits: dict[str, dict[str, torch.Tensor]] = {}
-    for key, v in flat.items():
-        split, _, name = key.partition("/")
-        splits.setdefault(split, {})[name] = v
     train = splits.get("train")
     if train is None or "x" not in train or train["x"].dtype != torch.uint8 or train["x"].ndim != 4:
         raise DataError(f"{root}/{DATA_FILE} holds no uint8 [N,C,H,W] train/x", "prepare it again")
