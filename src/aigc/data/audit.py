@@ -2,7 +2,6 @@
 near-duplicates (within and across splits) and outliers, with what each finding means."""
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,8 +104,7 @@ def scan_folder(root: Path, cfg: Any) -> ImageData:
             continue
         xs = [shape_images(torch.from_numpy(np.array(a)).permute(2, 0, 1)[None],
                            side, chans, cfg.crop, cfg.split_seed) for _, a, _ in entries]
-        keys = [hashlib.blake2b(str(a.shape).encode() + a.tobytes(), digest_size=12).hexdigest()
-                for _, a, _ in entries]
+        keys = [dedup.content_hash(a) for _, a, _ in entries]
         splits[name] = ImageSplit(torch.cat(xs), torch.tensor([lab for _, _, lab in entries]),
                                   [p for p, _, _ in entries], keys, sizes[name], modes[name])
     return ImageData(f"folder:{root}", splits, classes, bad)

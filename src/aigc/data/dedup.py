@@ -29,11 +29,14 @@ FEATURE_SIDE = 32
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as PIL's convert("L")
 
 
+def content_hash(a: np.ndarray) -> str:
+    """A hex digest of one image's exact pixel content (shape included)."""
+    return hashlib.blake2b(str(a.shape).encode() + np.ascontiguousarray(a).tobytes(), digest_size=12).hexdigest()
+
+
 def content_hashes(x: torch.Tensor) -> list[str]:
-    """One hex digest per image of its exact pixel content (shape included)."""
-    arr = np.ascontiguousarray(x.numpy())
-    head = str(tuple(arr.shape[1:])).encode()
-    return [hashlib.blake2b(head + row.tobytes(), digest_size=12).hexdigest() for row in arr]
+    """One content_hash per image of a uint8 batch."""
+    return [content_hash(row) for row in x.numpy()]
 
 
 def grey(x: torch.Tensor) -> torch.Tensor:
