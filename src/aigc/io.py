@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 from torchvision.utils import make_grid
+
+from .files import atomic_write
 
 
 def to_pil(images: torch.Tensor, nrow: int | None = None) -> Image.Image:
@@ -22,20 +23,6 @@ def to_pil(images: torch.Tensor, nrow: int | None = None) -> Image.Image:
     if images.shape[1] == 1:
         arr = arr[..., 0]
     return Image.fromarray(arr)
-
-
-def atomic_write(path: Path, write) -> Path:
-    """Write through a temporary file and rename, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def save_samples(samples: Any, path: Path, fmt: str | None = None, nrow: int | None = None) -> Path:

@@ -3,7 +3,6 @@ PNG contact sheets of each group of findings."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..files import atomic_write_text
 from . import dedup
 from .audit import SHOW, ImageData, audit_images, collect_images, item_names
 from .base import split_source
@@ -46,9 +46,7 @@ def run_audit(cfg: Any, out: Path, near: float = dedup.NEAR) -> dict[str, Any]:
 def _write(out: Path, report: dict[str, Any], markdown: str) -> None:
     for name, text in (("report.json", json.dumps(report, indent=1, ensure_ascii=False)),
                        ("report.md", markdown)):
-        tmp = out / f".{name}.tmp{os.getpid()}"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out / name)
+        atomic_write_text(out / name, text)
 
 
 def summary(report: dict[str, Any]) -> list[str]:

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import DataError
+from ..files import atomic_write, atomic_write_text
 from ..registry import DATA_SOURCES
 
 
@@ -69,9 +70,7 @@ def file_stamp(path: Path) -> list[Any]:
 def save_splits(splits: dict[str, dict[str, torch.Tensor]], path: Path) -> None:
     """Write {split: {name: tensor}} as one safetensors file ("split/name" keys), atomically."""
     flat = {f"{split}/{k}": v.contiguous() for split, part in splits.items() for k, v in part.items()}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(flat, str(tmp))
-    os.replace(tmp, path)
+    atomic_write(path, lambda p: save_file(flat, str(p)))
 
 
 def load_splits(path: Path) -> dict[str, dict[str, torch.Tensor]]:
@@ -102,7 +101,7 @@ def cached(key: str, build: Callable[[], Dataset]) -> Dataset:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         save_splits({"train": ds.train, "test": ds.test or {}, "val": ds.val or {}}, tensors_path)
-        meta_path.write_text(json.dumps({"name": ds.name, "modality": ds.modality, "meta": ds.meta}))
+        atomic_write_text(meta_path, json.dumps({"name": ds.name, "modality": ds.modality, "meta": ds.meta}))
     except OSError:
         pass
     return ds

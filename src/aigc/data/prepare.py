@@ -3,7 +3,6 @@ optionally de-duplicated, saved as a compact dataset with a manifest; read back 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..files import atomic_write_text
 from ..registry import DATA_SOURCES
 from . import dedup as dd
 from .base import Dataset, load_dataset, load_splits, save_splits
@@ -60,9 +60,8 @@ def prepare(cfg: Any, out: Path, dedup: bool = False, near: float = dd.NEAR) -> 
     }
     out.mkdir(parents=True, exist_ok=True)
     save_splits(splits, out / DATA_FILE)
-    tmp = out / f".{MANIFEST}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=1, default=str))
-    os.replace(tmp, out / MANIFEST)  # the manifest is written last: without it, nothing is there
+    # the manifest is written last: without it, nothing is there
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1, default=str))
     return manifest
 
 

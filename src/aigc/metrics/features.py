@@ -14,7 +14,6 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..data.base import Dataset, cache_dir, fingerprint
+from ..files import atomic_write, atomic_write_text
 
 ARCH = "aigc-cnn-v1"   # bump when FeatureNet changes: cached networks are keyed by it
 INPUT_SIZE = 28        # every image is resized to this square side before the network
@@ -170,12 +170,10 @@ def save_features(feats: Features, path: Path) -> Path:
     path = Path(path).with_suffix(".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.contiguous() for k, v in feats.net.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(state, str(tmp))
-    os.replace(tmp, path)
+    atomic_write(path, lambda p: save_file(state, str(p)))
     info = {**feats.info, "channels": feats.net.channels, "num_classes": feats.net.num_classes,
             "decoder": feats.net.decoder is not None}
-    path.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(path.with_suffix(".json"), json.dumps(info, indent=1) + "\n")
     return path
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..files import atomic_write_text
+
 BEGIN, END = "<!-- aigc eval: begin -->", "<!-- aigc eval: end -->"
 LOWER_IS_BETTER = {"fid", "kid", "inception_fid", "copies"}
 
@@ -92,6 +94,4 @@ def update_run_report(run_dir: Path, result: dict[str, Any]) -> Path | None:
         text = head + block + tail.lstrip("\n")
     else:
         text = text.rstrip("\n") + "\n\n" + block
-    from ..io import atomic_write
-
-    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+    return atomic_write_text(path, text)

@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..files import atomic_write_text
+
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / "metrics.jsonl"
@@ -65,7 +67,4 @@ def write_report(run_dir: Path, facts: dict[str, Any]) -> Path:
                       "```\n" + (run_dir / name).read_text(encoding="utf-8")[:2000] + "```"]
     extra = facts.get("sections") or []
     lines += [line for section in extra for line in ("", section)]
-    from ..io import atomic_write
-
-    text = "\n".join(lines) + "\n"
-    return atomic_write(run_dir / "report.md", lambda p: p.write_text(text, encoding="utf-8"))
+    return atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
