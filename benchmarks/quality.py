@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,20 +17,26 @@ def _aigc(args: list[str], **kw: Any) -> subprocess.Popen:
 
 
 def training_run(run_dir: Path, recipe: str, overrides: list[str]) -> dict[str, Any]:
-    """`aigc train` as a user runs it; peak RSS from the kernel's accounting of that one child."""
+    """`aigc train` as a user runs it, in a child process that reports its own peak RSS (VmHWM).
+
+    Not the child's kernel rusage: that inherits this (large) process's peak; see benchmarks/peak_rss.py.
+    """
     args = ["train", recipe, "--out", str(run_dir), "--quiet"]
     for o in overrides:
         args += ["--set", o]
+    report = run_dir.parent / f"{run_dir.name}-rss.json"
+    report.unlink(missing_ok=True)
     tic = time.perf_counter()
-    proc = _aigc(args)
-    _, status, usage = os.wait4(proc.pid, 0)  # rusage of this child alone (ru_maxrss is in KiB on Linux)
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.peak_rss", str(report), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    _, err = proc.communicate()
     wall = time.perf_counter() - tic
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read() if proc.stderr else ""
-    if proc.returncode != 0:
-        raise RuntimeError(f"aigc train failed ({proc.returncode}): {err.strip().splitlines()[-1:]}")
-    return {"recipe": recipe, "overrides": overrides, "peak_rss_mb": usage.ru_maxrss / 1024,
-            "wall_s": wall, "command": "aigc " + " ".join(args)}
+    if proc.returncode != 0 or not report.is_file():
+        last = (err or "").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
+        raise RuntimeError(f"aigc train failed ({proc.returncode}): {last[0]}")
+    rss = json.loads(report.read_text())
+    return {"recipe": recipe, "overrides": overrides, **rss, "wall_s": wall, "command": "aigc " + " ".join(args)}
 
 
 def _find_fid(obj: Any) -> float | None:

@@ -32,6 +32,24 @@ def test_matmul_peak_counts_two_n_cubed_flops():
     assert flops == 2 * 64**3
 
 
+def test_child_peak_rss_is_its_own_not_the_parents(tmp_path):
+    """A parent holding 2 GB: the kernel's rusage says the child peaked above it, VmHWM does not."""
+    import os
+    import subprocess
+
+    ballast = bytearray(2048 << 20)
+    ballast[:: 4096] = b"x" * len(range(0, len(ballast), 4096))  # touch every page so it is resident
+    out = tmp_path / "rss.json"
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.peak_rss", str(out), "recipes"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert usage.ru_maxrss / 1024 > 2048  # the trap: rusage inherits the parent's peak across vfork + exec
+    peak = json.loads(out.read_text())["peak_rss_mb"]
+    assert 50 < peak < 1024, peak  # `aigc recipes` (torch imported) needs ~0.7 GB, not the parent's 2 GB
+    del ballast
+
+
 def test_eval_json_fid_is_found_at_any_depth():
     from benchmarks.quality import _find_fid
 
