@@ -53,6 +53,22 @@ def test_prepared_folder_without_a_manifest_is_a_clear_error(tmp_path):
         load_dataset(DataConfig(source=f"prepared:{tmp_path / 'p'}"))
 
 
+def test_prepared_tensors_with_a_lying_header_are_refused_before_allocation(tmp_path):
+    import json
+    import struct
+
+    prepare(DataConfig(source="digits"), tmp_path / "p")
+    f = tmp_path / "p" / "data.safetensors"
+    raw = f.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    header["train/x"]["shape"] = [10**9, 1, 1000, 1000]  # 1e15 bytes claimed, in a file of a few hundred kB
+    text = json.dumps(header).encode()
+    f.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+    with pytest.raises(DataError, match="train/x.*claims more data than the file holds"):
+        load_dataset(DataConfig(source=f"prepared:{tmp_path / 'p'}"))
+
+
 def test_train_accepts_a_prepared_dataset(tmp_path):
     from aigc.config import load_config
     from aigc.train import train

@@ -16,8 +16,9 @@ from safetensors.torch import load_file, save_file
 import aigc
 from aigc.config import load_config
 from aigc.errors import CheckpointError
+from aigc.tensorfile import check_safetensors
 from aigc.train import train
-from aigc.train.checkpoint import check_safetensors, find_checkpoint, list_checkpoints
+from aigc.train.checkpoint import find_checkpoint, list_checkpoints
 
 from .conftest import tiny_gan
 

@@ -9,7 +9,8 @@ import torch
 
 from .errors import CheckpointError
 from .models.base import GenerativeModel, build_model
-from .train.checkpoint import check_safetensors, find_checkpoint, load_checkpoint
+from .tensorfile import check_safetensors
+from .train.checkpoint import find_checkpoint, load_checkpoint
 from .train.loop import read_run_config
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ..errors import DataError
 from ..files import atomic_write, atomic_write_text
 from ..registry import DATA_SOURCES
+from ..tensorfile import read_tensors
 
 
 @dataclass
@@ -74,9 +75,9 @@ def save_splits(splits: dict[str, dict[str, torch.Tensor]], path: Path) -> None:
 
 
 def load_splits(path: Path) -> dict[str, dict[str, torch.Tensor]]:
-    """The inverse of save_splits."""
+    """The inverse of save_splits; a file whose header lies is refused before anything is allocated."""
     splits: dict[str, dict[str, torch.Tensor]] = {}
-    for key, v in load_file(str(path)).items():
+    for key, v in read_tensors(path).items():
         split, _, name = key.partition("/")
         splits.setdefault(split, {})[name] = v
     return splits

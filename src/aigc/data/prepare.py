@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, UserError
 from ..files import atomic_write_text
 from ..registry import DATA_SOURCES
 from . import dedup as dd
@@ -94,7 +94,9 @@ def prepared(cfg: Any, arg: str | None) -> Dataset:
     try:
         manifest = json.loads((root / MANIFEST).read_text())
         splits = load_splits(root / DATA_FILE)
-    except Exception as e:  # damaged JSON or tensors
+    except UserError as e:  # a safetensors file that is damaged or lies about its contents
+        raise DataError(e.message, "prepare the dataset again with `aigc data prepare`") from None
+    except Exception as e:  # damaged JSON
         raise DataError(f"cannot read the prepared dataset in {root}: {type(e).__name__}",
                         "prepare it again") from None
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
