@@ -222,7 +222,7 @@ def eval_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.inception_weights:
         if not Path(args.inception_weights).is_file():
             raise ConfigError(f"--inception-weights {args.inception_weights} does not exist",
-                              "give the path of the pt_inception-2015-12-05-6726825d.pth weights file")
+                              "give the path of the FID Inception weights as safetensors")
         opts["inception_weights"] = args.inception_weights
     if args.no_floor:
         opts["floor"] = False
@@ -335,7 +335,8 @@ def build_parser() -> Parser:
                    help="VAEs: importance samples for the IWAE bounds (default 100; the ELBO is always k=1)")
     e.add_argument("--likelihood-n", type=int, metavar="N", help="VAEs: test images for the bounds (default 1000)")
     e.add_argument("--inception-weights", metavar="PATH",
-                   help="FID Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth) for standard FID")
+                   help="FID Inception-v3 weights (pytorch-fid's pt_inception-2015-12-05, as .safetensors) "
+                        "for standard FID")
     e.add_argument("--no-floor", action="store_true", help="images: skip the real-data floor column")
     e.add_argument("--quiet", action="store_true", help="no progress notes")
     e.set_defaults(func=cmd_eval)

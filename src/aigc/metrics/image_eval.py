@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..data.base import Dataset, cache_dir
+from ..registry import Registry
 from . import image as M
 from .features import Features, data_fingerprint
 from .memorization import closest_pairs, memorization, save_pairs_png
@@ -40,19 +41,12 @@ class Section:
 
 
 SectionFn = Callable[["ImageEvalContext"], "Section | None"]
-IMAGE_SECTIONS: dict[str, SectionFn] = {}
+IMAGE_SECTIONS = Registry("metric")  # `--metrics` names -> section functions, run in registration order
 
 
 def image_section(name: str) -> Callable[[SectionFn], SectionFn]:
     """Register a section under `name` (sections run in registration order)."""
-
-    def add(fn: SectionFn) -> SectionFn:
-        if name in IMAGE_SECTIONS:
-            raise ValueError(f"image section '{name}' registered twice")
-        IMAGE_SECTIONS[name] = fn
-        return fn
-
-    return add
+    return IMAGE_SECTIONS.register(name)
 
 
 @dataclass
@@ -200,8 +194,8 @@ def inception_fid_section(ctx: ImageEvalContext) -> Section | None:
     weights = ctx.options.get("inception_weights")
     if not weights:
         return Section("inception-fid", {}, note="skipped: standard Inception FID needs "
-                       "--inception-weights PATH (pt_inception-2015-12-05-6726825d.pth, as pytorch-fid and "
-                       "torch-fidelity use); "
+                       "--inception-weights PATH (pytorch-fid's pt_inception-2015-12-05 weights as "
+                       "safetensors); "
                        "not computed, never faked")
     from .inception import InceptionFeatures
 

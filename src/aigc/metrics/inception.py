@@ -2,9 +2,9 @@
 
 The network is torchvision's Inception-v3 with the blocks patched as the TensorFlow FID graph
 computes them (pytorch-fid's FIDInception*), so the 2015-12-05 weights used by pytorch-fid,
-torch-fidelity and torchmetrics (`*inception-2015-12-05-6726825d.pth`) load unchanged. Nothing is
-downloaded; the file is read with `torch.load(weights_only=True)` (tensors only, no code) or as
-safetensors.
+torch-fidelity and torchmetrics (`*inception-2015-12-05-6726825d.pth`) load with their keys unchanged. Nothing is
+downloaded, and nothing is unpickled: the published .pth must be converted to safetensors once, by
+the user, with the command CONVERT below (the error for a .pth says it).
 """
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ from torch import nn
 from torchvision.models import inception as tv
 
 from ..errors import CheckpointError
+from ..tensorfile import PICKLE_SUFFIXES, read_tensors
+
+CONVERT = ('python -c "import torch, safetensors.torch as st; '
+           "st.save_file(torch.load('pt_inception-2015-12-05-6726825d.pth', weights_only=True), "
+           "'pt_inception-2015-12-05.safetensors')\"")
 
 
 class FIDInceptionA(tv.InceptionA):
@@ -68,19 +73,12 @@ def fid_inception() -> nn.Module:
 
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The weights from a safetensors file; a pickle (.pth) is refused, with the command that converts it."""
     path = Path(path)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # any unreadable file gets the same one-line answer
-        raise CheckpointError(f"cannot read Inception weights {path}: {str(e).splitlines()[0][:120]}",
-                              "give pt_inception-2015-12-05-6726825d.pth or a safetensors copy") from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path} holds no state dict", "give the FID Inception weights file")
-    return state
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointError(f"{path} is a pickle file; aigc never unpickles files (they can run code)",
+                              f"convert it once to safetensors, where you trust the file: {CONVERT}")
+    return read_tensors(path)
 
 
 class InceptionFeatures:
@@ -93,7 +91,7 @@ class InceptionFeatures:
         if missing or unexpected:
             raise CheckpointError(f"{weights} does not fit the FID Inception-v3 ({len(missing)} missing, "
                                   f"{len(unexpected)} unexpected keys)",
-                                  "use pt_inception-2015-12-05-6726825d.pth (pytorch-fid / torch-fidelity)")
+                                  "use the pt_inception-2015-12-05 weights of pytorch-fid / torch-fidelity")
         self.net.eval()
         self.name = f"inception-v3-fid ({Path(weights).name})"
 
