@@ -35,6 +35,11 @@ class Registry:
         _load_builtins()
         return sorted(self._items)
 
+    def items(self) -> list[tuple[str, Any]]:
+        """(name, builder) pairs in registration order."""
+        _load_builtins()
+        return list(self._items.items())
+
     def __contains__(self, name: str) -> bool:
         _load_builtins()
         return name in self._items
