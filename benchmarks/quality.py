@@ -91,21 +91,24 @@ def fid_curve(run_dir: Path, n: int) -> dict[str, Any]:
     return {"points": points, "n": n}
 
 
-def plot_fid(points: list[dict[str, Any]], path: Path, title: str) -> Path:
+def plot_fid(curves: dict[str, list[dict[str, Any]]], path: Path, title: str) -> Path:
+    """FID against training minutes, one line per label (e.g. fp32 and bf16)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
-    ax.plot([p["train_minutes"] for p in points], [p["fid"] for p in points], "o-")
-    for p in points:
-        ax.annotate(str(p["step"]), (p["train_minutes"], p["fid"]), fontsize=7, xytext=(3, 3),
-                    textcoords="offset points")
+    for label, points in curves.items():
+        ax.plot([p["train_minutes"] for p in points], [p["fid"] for p in points], "o-", label=label)
+        for p in points:
+            ax.annotate(str(p["step"]), (p["train_minutes"], p["fid"]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
     ax.set_xlabel("training minutes (steps only)")
     ax.set_ylabel("FID (lower is better)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

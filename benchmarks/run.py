@@ -38,6 +38,7 @@ class Mode:
     run_overrides: list[str] = field(default_factory=list)
     fid_n: int = 2000
     min_images: int = 256     # images per timed sampling repeat (at least)
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])  # one child run (RSS, FID curve) each
 
 
 MODES = {
@@ -50,7 +51,8 @@ MODES = {
                   fid_n=1000),
     "full": Mode("full", mlp_steps=50, dc_steps=15, repeats=7,
                  gflop_batches={"mlp-gan": [64, 256, 1024], "dcgan": [64, 256]},
-                 run_overrides=["train.ckpt_every=500", "train.keep_last=20"], fid_n=2000),
+                 run_overrides=["train.ckpt_every=500", "train.keep_last=20"], fid_n=2000,
+                 precisions=["fp32", "bf16"]),
 }
 
 
@@ -76,15 +78,34 @@ def measure(mode: Mode, threads: int, workdir: Path, data_root: Path | None) -> 
            mode.repeats, threads, mode.min_images)
     _timed(r, "sample_text", sampling.text_sampling, workdir, mode.new_tokens, mode.repeats, threads)
     extra = [f"train.threads={threads}"] + ([f"data.root={data_root}"] if data_root else [])
-    _timed(r, "memory", quality.training_run, workdir / "dcgan-run", "fashion-dcgan", mode.run_overrides + extra)
-    if smoke:
-        r["fid"] = {"skipped": "not in --smoke mode"}
-    else:
-        _timed(r, "fid", quality.fid_curve, workdir / "dcgan-run", mode.fid_n)
+    for precision in mode.precisions:  # fp32 first: its keys are "memory" and "fid", the others get a suffix
+        suffix = "" if precision == "fp32" else f"_{precision}"
+        run_dir = workdir / f"dcgan-{precision}"
+        _timed(r, "memory" + suffix, quality.training_run, run_dir, "fashion-dcgan",
+               mode.run_overrides + extra + [f"train.precision={precision}"])
+        if smoke:
+            r["fid" + suffix] = {"skipped": "not in --smoke mode"}
+        else:
+            _timed(r, "fid" + suffix, quality.fid_curve, run_dir, mode.fid_n)
     return r
 
 
 # ---------------------------------------------------------------- markdown
+
+NUMERICS = [  # what each speed measure does to the arithmetic (the reference's maths is the yardstick)
+    ["uint8 batches in memory, normalised per batch", "on",
+     "none: 2x/255 - 1 per pixel, as ToTensor + Normalize(0.5, 0.5) (up to float rounding)"],
+    ["D on real and fake in one forward", "on", "none (D has no batch norm; per-sample maths is unchanged)"],
+    ["no D weight gradients in the G backward", "on", "none (they were computed and discarded)"],
+    ["one generator forward for the D and G updates", "on",
+     "same distribution, not the same numbers: the G step reuses the D step's noise instead of drawing "
+     "a second batch, as the document's double `predict` does"],
+    ["fused Adam", "on", "same update up to float rounding (about 1 ulp)"],
+    ["`train.precision=bf16` (autocast)", "off",
+     "yes: matmul and convolution inputs rounded to bf16 (8-bit mantissa), fp32 accumulation; weights, "
+     "optimizer state and losses stay fp32 (FID per precision in section 6)"],
+    ["`train.compile=true`", "off", "float rounding only (fused kernels reorder operations)"],
+]
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -142,26 +163,35 @@ def render(r: dict[str, Any], info: dict[str, Any]) -> str:
                                  f"{x['speedup']:.1f}x"] for x in s["rows"]]), ""]
     if s.get("note"):
         out += [s["note"], ""]
-    s = r["memory"]
-    out += ["## 5. Peak resident memory of a Fashion-MNIST training run", ""]
-    if "peak_rss_mb" in s:
-        out += [f"`{s['command']}` in a child process: peak RSS **{s['peak_rss_mb']:,.0f} MB** "
-                f"(target < 1,536 MB), {s['final_rss_mb']:,.0f} MB at exit, {s['wall_s']:.0f} s wall. "
-                "Measured as the child's own VmHWM (benchmarks/peak_rss.py), not its kernel rusage, which on "
-                "Linux inherits the benchmark process's peak.", ""]
-    else:
-        out += [_skip(s) or "", ""]
-    s = r["fid"]
-    out += ["## 6. Time to quality: FID of `fashion-dcgan` against training minutes", ""]
-    if s.get("points"):
-        out += [f"`aigc eval --n {s['n']}` on each kept checkpoint of the run above; minutes are training-step "
-                "time recorded in the checkpoint.", "",
-                _table(["step", "training minutes", "FID"],
-                       [[p["step"], f"{p['train_minutes']:.2f}", f"{p['fid']:.2f}"] for p in s["points"]]), ""]
-        if s.get("png"):
-            out += [f"![FID vs minutes]({s['png']})", ""]
-    if s.get("skipped"):
-        out += [f"_skipped: {s['skipped']}_", ""]
+    runs = [(k[len("memory"):].lstrip("_") or "fp32", r[k], r.get("fid" + k[len("memory"):], {}))
+            for k in r if k.startswith("memory")]
+    out += ["## 5. Peak resident memory of a Fashion-MNIST training run", "",
+            "Each run is measured as the child's own VmHWM (benchmarks/peak_rss.py), not its kernel rusage, "
+            "which on Linux inherits the benchmark process's peak. Target: < 1,536 MB.", ""]
+    for precision, s, _ in runs:
+        if "peak_rss_mb" in s:
+            out += [f"- {precision}: `{s['command']}`: peak RSS **{s['peak_rss_mb']:,.0f} MB**, "
+                    f"{s['final_rss_mb']:,.0f} MB at exit, {s['wall_s']:.0f} s wall."]
+        else:
+            out += [f"- {precision}: {_skip(s) or 'no figure'}"]
+    out += ["", "## 6. Time to quality: FID of `fashion-dcgan` against training minutes", ""]
+    curves = [(precision, f) for precision, _, f in runs if f.get("points")]
+    if curves:
+        steps = sorted({p["step"] for _, f in curves for p in f["points"]})
+        by_step = {prec: {p["step"]: p for p in f["points"]} for prec, f in curves}
+        header = ["step"] + [h for prec, _ in curves for h in (f"{prec} minutes", f"{prec} FID")]
+        rows = [[st] + [c for prec, _ in curves
+                        for c in ((f"{by_step[prec][st]['train_minutes']:.2f}", f"{by_step[prec][st]['fid']:.2f}")
+                                  if st in by_step[prec] else ("", ""))] for st in steps]
+        out += [f"`aigc eval --n {curves[0][1]['n']} --metrics fid` (FID vs the test set, the shipped Fashion-MNIST "
+                "feature network) on each kept checkpoint of the runs above; minutes are training-step time "
+                "recorded in the checkpoint.", "", _table(header, rows), ""]
+        if r.get("fid_png"):
+            out += [f"![FID vs minutes]({r['fid_png']})", ""]
+    for precision, _, f in runs:
+        if f.get("skipped"):
+            out += [f"_{precision} FID skipped: {f['skipped']}_", ""]
+    out += ["## Which settings change numerics", "", _table(["setting", "default", "numerics"], NUMERICS), ""]
     return "\n".join(out)
 
 
@@ -180,11 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"benchmarks ({mode.name}, {threads} threads) -> {args.out}", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="aigc-bench-") as tmp:
         results = measure(mode, threads, Path(tmp), args.data_root)
-        fid = results["fid"]
-        if fid.get("points"):
+        curves = {k[len("fid"):].lstrip("_") or "fp32": v["points"] for k, v in results.items()
+                  if k.startswith("fid") and v.get("points")}
+        if curves:
             png = args.out.with_name(args.out.stem + "-fid.png")
-            quality.plot_fid(fid["points"], png, "fashion-dcgan: FID vs training time")
-            fid["png"] = png.name
+            quality.plot_fid(curves, png, "fashion-dcgan: FID vs training time")
+            results["fid_png"] = png.name
     loads = [float(x) for x in load_average().split(" / ")] if load_average() != "n/a" else [0.0]
     info = {"mode": mode.name, "command": "python -m benchmarks.run " + " ".join(argv or sys.argv[1:]),
             "seconds": time.perf_counter() - tic, "date": time.strftime("%Y-%m-%d %H:%M"),

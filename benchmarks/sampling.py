@@ -71,5 +71,6 @@ def text_sampling(workdir: Path, new_tokens: list[int], repeats: int, threads: i
                          "seconds": time.perf_counter() - tic})
     note = ("timed model.generate(prefix, batch, N, cache=True/False) of the names-transformer architecture "
             f"({sum(p.numel() for p in model.parameters()):,} parameters), context {meta['block_size']}; "
-            "tokens/s counts every row's tokens")
+            "tokens/s counts every row's tokens; uncached recomputes the whole prefix for every new token "
+            "(causal attention, no cache allocated)")
     return {"rows": rows, "note": note}

@@ -174,8 +174,8 @@ class CharLM(GenerativeModel):
             if cache:
                 logits, state = self(tokens[:, fed:length], state)
                 fed = length
-            else:
-                logits, _ = self(tokens[:, start:length], self.init_state(n))
+            else:  # recompute the whole window, as a model without a cache must
+                logits, _ = self(tokens[:, start:length], None)
             last = logits[:, -1].clone()
             last[:, banned] = -math.inf
             nxt = pick(last, generator, temperature, top_k, top_p)
