@@ -59,6 +59,7 @@ class TrainConfig:
     progress: bool = True             # tqdm bar
     precision: str = "fp32"           # fp32 | bf16: bf16 autocasts matmuls/convs (changes numerics)
     compile: bool = False             # torch.compile the model's networks (same maths, slow first steps)
+    channels_last: bool = True        # conv weights/activations in NHWC layout: faster CPU convs (rounding only)
 
     def check(self) -> None:
         _positive(self, "train", "steps", "batch_size", "log_every", "keep_last", "threads", "eval_n")

@@ -54,6 +54,10 @@ def restore_optimizers(opts: dict[str, torch.optim.Optimizer], tensors: dict[str
             if owner == name:
                 state.setdefault(int(pid), {})[field] = value
         opt.load_state_dict({"state": state, "param_groups": groups[name]})
+        for p, st in opt.state.items():  # saved contiguous; give each moment its parameter's layout (NHWC convs)
+            for key, value in st.items():
+                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                    st[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
 
 
 def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, opts: dict[str, torch.optim.Optimizer],

@@ -125,6 +125,8 @@ class Trainer:
         if self.model.modality != self.data.modality:
             raise ConfigError(f"model {cfg.model['name']} makes {self.model.modality} but {cfg.data.source} "
                               f"holds {self.data.modality}", "pick a model for this kind of data")
+        if cfg.train.channels_last:  # only 4-D (conv) tensors change layout; oneDNN convs run faster in NHWC
+            self.model.to(memory_format=torch.channels_last)
         self.opts = self.model.configure_optimizers(cfg.train)
         self.base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.opts.items()}
         if cfg.train.compile:
