@@ -101,6 +101,8 @@ NUMERICS = [  # what each speed measure does to the arithmetic (the reference's 
      "same distribution, not the same numbers: the G step reuses the D step's noise instead of drawing "
      "a second batch, as the document's double `predict` does"],
     ["fused Adam", "on", "same update up to float rounding (about 1 ulp)"],
+    ["`train.channels_last` (conv weights and activations in NHWC)", "on",
+     "float rounding only (other oneDNN kernels); no effect on MLPs"],
     ["`train.precision=bf16` (autocast)", "off",
      "yes: matmul and convolution inputs rounded to bf16 (8-bit mantissa), fp32 accumulation; weights, "
      "optimizer state and losses stay fp32 (FID per precision in section 6)"],

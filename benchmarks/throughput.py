@@ -22,10 +22,13 @@ PAIRS = {"mlp-gan": ("fashion-gan", MLPGANTutorial), "dcgan": ("fashion-dcgan", 
 TARGETS = {"mlp-gan": 3.0, "dcgan": 2.0}
 
 
-def speed_variants(full: bool) -> list[tuple[str, list[str]]]:
-    """aigc's default and each speed switch TrainConfig offers (compile takes minutes: full runs, MLP only)."""
+def speed_variants(full: bool, conv: bool = False) -> list[tuple[str, list[str]]]:
+    """aigc's default and each speed switch TrainConfig offers (compile takes minutes: full runs, MLP only;
+    the memory layout matters only for convolutions)."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     out = [("aigc (fp32, default)", [])]
+    if "channels_last" in fields and conv:
+        out.append(("aigc fp32, NCHW (channels_last off)", ["train.channels_last=false"]))
     if "precision" in fields:
         out.append(("aigc bf16 autocast", ["train.precision=bf16"]))
     if "compile" in fields and full:
@@ -72,7 +75,7 @@ def training_throughput(bench: Bench, pair: str, steps: int, repeats: int, full:
     recipe, Reference = PAIRS[pair]
     batch = bench.config(recipe, []).train.batch_size
     contenders = {}
-    for label, overrides in speed_variants(full):
+    for label, overrides in speed_variants(full, conv=pair == "dcgan"):
         contenders[label] = (_steps(bench.trainer(recipe, overrides), steps), steps * batch)
     root = torchvision_root(bench.workdir / "torchvision", bench.data_root or Path("/usr/share/datasets/fashion-mnist"))
     contenders["tutorial reference"] = (_steps(Reference(root, batch_size=batch), steps), steps * batch)

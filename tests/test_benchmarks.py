@@ -75,3 +75,16 @@ def test_smoke_run_writes_every_table(tmp_path):
         assert all(r["images_per_s"] > 0 for r in rows.values())
     assert all(0 < r["gflop_per_step"] for r in results["gflops"]["rows"])
     assert results["memory"]["peak_rss_mb"] > 50  # a real child process, measured by the kernel
+
+
+def test_recipes_benchmark_trains_evaluates_and_writes_its_table(tmp_path):
+    from benchmarks.recipes import main
+
+    out = tmp_path / "recipes.md"
+    code = main(["digits-gan", "--n", "100", "--workdir", str(tmp_path / "runs"), "--set", "train.steps=30",
+                 "--out", str(out)])
+    assert code == 0
+    row = json.loads(out.with_suffix(".json").read_text())["rows"][0]
+    assert row["steps"] == 30 and row["peak_rss_mb"] > 50
+    assert row["values"]["fid"] > 0 and 0 <= row["values"]["precision"] <= 1
+    assert "| `digits-gan` | 30 |" in out.read_text()

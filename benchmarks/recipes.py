@@ -1,0 +1,110 @@
+"""Each image recipe as a user runs it: `aigc train RECIPE`, then `aigc eval` on what it made.
+
+    python -m benchmarks.recipes [RECIPE ...] [--n 10000] [--workdir runs/bench-recipes] [--set K=V ...]
+
+Trains in a child process (peak RSS is its own, see benchmarks/peak_rss.py), evaluates the last
+checkpoint against the test split with the shipped Fashion-MNIST feature network, and writes
+benchmarks/results/recipes.md (+ .json) with the commands, the machine and its load;
+`python -m benchmarks.collect` puts the table in BENCHMARKS.md. Runs are kept in --workdir, so a
+recipe already trained there is only evaluated again (delete its folder to retrain).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .quality import training_run
+from .timing import load_average, machine
+
+RESULTS = Path(__file__).parent / "results"
+DEFAULT = ["fashion-gan", "fashion-dcgan", "fashion-wgan-gp", "fashion-cgan", "fashion-cvae"]
+METRICS = "fid,kid,is,prdc,conditional,memorization"  # likelihoods: benchmarks/vae_likelihood.py
+COLUMNS = [("fid", "FID ↓"), ("kid", "KID ↓"), ("is", "IS"), ("precision", "precision"), ("recall", "recall"),
+           ("coverage", "coverage"), ("copies", "copies"), ("label_accuracy", "label accuracy")]
+
+
+def evaluate(run_dir: Path, n: int) -> dict[str, Any]:
+    out = run_dir / "eval-benchmark.json"
+    cmd = [sys.executable, "-m", "aigc", "eval", str(run_dir), "--n", str(n), "--metrics", METRICS,
+           "--no-floor", "--out", str(out)]
+    tic = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr or "").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
+        raise RuntimeError(f"aigc eval failed: {last[0]}")
+    result = json.loads(out.read_text())
+    values = {k: v for s in result["sections"] for k, v in s["values"].items() if "/" not in k}
+    return {"values": values, "eval_s": time.perf_counter() - tic, "checkpoint": result["checkpoint"],
+            "command": "aigc eval RUN " + " ".join(cmd[5:-2])}
+
+
+def measure(recipe: str, workdir: Path, n: int, overrides: list[str]) -> dict[str, Any]:
+    run_dir = workdir / recipe
+    row: dict[str, Any] = {"recipe": recipe}
+    if not (run_dir / "checkpoints").is_dir():
+        row.update(training_run(run_dir, recipe, overrides))
+    else:
+        row["command"] = f"(trained earlier in {run_dir})"
+    state = json.loads(sorted((run_dir / "checkpoints").glob("step-*/state.json"))[-1].read_text())
+    row.update(steps=state["step"], train_minutes=state.get("elapsed", 0.0) / 60, **evaluate(run_dir, n))
+    return row
+
+
+def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
+    out = ["# Recipes as a user runs them", "",
+           f"Command: `{info['command']}`; {info['seconds'] / 60:.0f} min on {info['date']}.", "",
+           "Machine: " + "; ".join(f"{k} {v}" for k, v in info["machine"].items()) + ".",
+           f"Load average (1/5/15 min) at start {info['load_start']}, at end {info['load_end']}.", "",
+           f"Each recipe trained with `aigc train RECIPE` (its own steps), then `aigc eval RUN --n {info['n']} "
+           f"--metrics {METRICS}`: {info['n']:,} samples against {info['n']:,} test images, features of the "
+           "shipped Fashion-MNIST classifier; label accuracy only for conditional recipes. Training minutes "
+           "are step time recorded in the checkpoint; peak RSS is the training process's own.", "",
+           "| recipe | steps | training min | peak RSS | " + " | ".join(h for _, h in COLUMNS) + " |",
+           "|---|---:|---:|---:|" + "---:|" * len(COLUMNS)]
+    for r in rows:
+        if "error" in r:
+            out.append(f"| `{r['recipe']}` | failed: {r['error']} |")
+            continue
+        rss = f"{r['peak_rss_mb']:,.0f} MB" if "peak_rss_mb" in r else "—"
+        vals = [r["values"].get(k) for k, _ in COLUMNS]
+        cells = [("—" if v is None else f"{v:.2f}" if k in ("fid", "is") else f"{v:.3f}")
+                 for (k, _), v in zip(COLUMNS, vals, strict=True)]
+        out.append(f"| `{r['recipe']}` | {r['steps']:,} | {r['train_minutes']:.1f} | {rss} | " + " | ".join(cells)
+                   + " |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.recipes", description=__doc__.splitlines()[0])
+    p.add_argument("recipes", nargs="*", default=DEFAULT)
+    p.add_argument("--n", type=int, default=10_000, help="samples and test images per evaluation")
+    p.add_argument("--workdir", type=Path, default=Path("runs/bench-recipes"))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every recipe")
+    p.add_argument("--out", type=Path, default=RESULTS / "recipes.md")
+    args = p.parse_args(argv)
+    tic, load_start = time.perf_counter(), load_average()
+    rows = []
+    for recipe in args.recipes:
+        print(f"{recipe} ...", file=sys.stderr, flush=True)
+        try:
+            rows.append(measure(recipe, args.workdir, args.n, args.set))
+        except Exception as e:  # one failed recipe must not hide the others' rows
+            rows.append({"recipe": recipe, "error": f"{type(e).__name__}: {e}"})
+        print(f"  {rows[-1]}", file=sys.stderr, flush=True)
+    info = {"command": "python -m benchmarks.recipes " + " ".join(argv or sys.argv[1:]), "n": args.n,
+            "seconds": time.perf_counter() - tic, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+            "load_start": load_start, "load_end": load_average()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render(rows, info) + "\n", encoding="utf-8")
+    args.out.with_suffix(".json").write_text(json.dumps({"info": info, "rows": rows}, indent=1))
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0 if all("error" not in r for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
