@@ -1,6 +1,7 @@
 """Assemble BENCHMARKS.md from the tables the benchmark commands wrote into benchmarks/results/.
 
-`python -m benchmarks.collect` after any of: `python -m benchmarks.run`, `python -m benchmarks.recipes`,
+`python -m benchmarks.collect` after any of: `python -m benchmarks.run`, `python -m benchmarks.profile`,
+`python -m benchmarks.recipes`,
 `python benchmarks/makemore.py ...`, `python -m benchmarks.memory_soak`. Each table names the command
 and machine that produced it; this script only puts them in one file.
 """
@@ -12,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ORDER = [  # the speed tables first, then text, then memory
     "perf.md",
+    "profile.md",
     "recipes.md",
     "makemore-transformer-quiet.md",
     "makemore.md",

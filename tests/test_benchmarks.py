@@ -88,3 +88,30 @@ def test_recipes_benchmark_trains_evaluates_and_writes_its_table(tmp_path):
     assert row["steps"] == 30 and row["peak_rss_mb"] > 50
     assert row["values"]["fid"] > 0 and 0 <= row["values"]["precision"] <= 1
     assert "| `digits-gan` | 30 |" in out.read_text()
+
+
+def _linear_macs(widths: list[int]) -> list[int]:
+    return [a * b for a, b in zip(widths[:-1], widths[1:], strict=True)]
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="needs Debian's dataset-fashion-mnist")
+def test_profile_counts_the_flops_the_document_gan_step_must_do(tmp_path):
+    """FLOPs of one step, counted by torch, against the count by hand (multiply-adds x 2, batch 64)."""
+    from benchmarks.profile import main
+
+    g, d = _linear_macs([100, 128, 256, 512, 784]), _linear_macs([784, 512, 256, 128, 1])
+    G, D = sum(g), sum(d)
+    aigc = (G                              # one generator forward
+            + 2 * D                        # D on real + fake
+            + 2 * D + 2 * (D - d[0])       # D step backward: weight grads, input grads past layer 1
+            + D + D                        # G step: D forward on the fake, input grads only (D frozen)
+            + G + (G - g[0]))              # G backward: weight grads, input grads past layer 1
+    reference = aigc + G + D               # a second generator forward; D weight grads in the G step
+    out = tmp_path / "profile.md"
+    assert main(["--steps", "2", "--pairs", "mlp-gan", "--out", str(out)]) == 0
+    (result,) = json.loads(out.with_suffix(".json").read_text())["results"]
+    rows = result["rows"]
+    assert rows["aigc"]["gflop"] == pytest.approx(2 * 64 * aigc / 1e9, rel=1e-6)
+    assert rows["reference"]["gflop"] == pytest.approx(2 * 64 * reference / 1e9, rel=1e-6)
+    assert 0 < rows["aigc"]["matmul/conv"] < rows["aigc"]["step_ms"] and rows["reference"]["data_ms"] > 0
+    assert "## mlp-gan" in out.read_text()
