@@ -40,7 +40,7 @@ def evaluate(run_dir: Path, n: int) -> dict[str, Any]:
     result = json.loads(out.read_text())
     values = {k: v for s in result["sections"] for k, v in s["values"].items() if "/" not in k}
     return {"values": values, "eval_s": time.perf_counter() - tic, "checkpoint": result["checkpoint"],
-            "command": "aigc eval RUN " + " ".join(cmd[5:-2])}
+            "eval_command": "aigc eval RUN " + " ".join(cmd[5:-2])}
 
 
 def measure(recipe: str, workdir: Path, n: int, overrides: list[str]) -> dict[str, Any]:

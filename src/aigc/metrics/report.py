@@ -30,6 +30,28 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return out
 
 
+COLLAPSE = 0.1   # recall and coverage both below this, with precision above PRECISE: few modes covered
+PRECISE = 0.5
+COPIES = 0.05    # share of "copies" above which samples look memorized (real held-out data: ~1%)
+
+
+def diagnose(result: dict[str, Any]) -> list[str]:
+    """Plain-language warnings the numbers support: mode collapse (the document's "poor diversity")
+    and memorization. Empty when nothing stands out."""
+    v = {k: x for s in result.get("sections", []) for k, x in s["values"].items()}
+    out = []
+    if result.get("kind") == "run" and all(k in v for k in ("precision", "recall", "coverage")) \
+            and v["recall"] < COLLAPSE and v["coverage"] < COLLAPSE and v["precision"] > PRECISE:
+        out.append(f"warning: mode collapse - recall {v['recall']:.2f} and coverage {v['coverage']:.2f} with "
+                   f"precision {v['precision']:.2f}: the samples crowd into a few of the data's modes. "
+                   "Look at the samples; for a GAN try another model.loss (hinge, wgan-gp) or a lower train.lr")
+    if result.get("kind") == "run" and v.get("copies", 0.0) > COPIES:
+        out.append(f"warning: memorization - {v['copies']:.1%} of samples sit closer to a training image than "
+                   "99% of held-out real images do; see the closest pairs. More data, fewer steps or "
+                   "`aigc data audit` for duplicates usually help")
+    return out
+
+
 def describe(result: dict[str, Any]) -> str:
     feats = result.get("features") or {}
     acc = feats.get("test_accuracy")
@@ -51,7 +73,7 @@ def format_table(result: dict[str, Any]) -> str:
     for s in result["sections"]:
         for f in s.get("files") or []:
             lines.append(f"{s['name']}: wrote {f}")
-    return "\n".join(lines)
+    return "\n".join(lines + diagnose(result))
 
 
 def format_result(result: dict[str, Any]) -> str:
@@ -71,7 +93,7 @@ def markdown(result: dict[str, Any]) -> str:
         name = sec if metric == "-" else metric
         arrow = " (lower is better)" if metric in LOWER_IS_BETTER else ""
         lines.append(f"| {name}{arrow} | {value} |" + (f" {floor} |" if has_floor else ""))
-    lines += ["", "Protocol per section:", ""]
+    lines += [""] + [f"**{w}**" for w in diagnose(result)] + ["", "Protocol per section:", ""]
     for s in result["sections"]:
         if s["values"]:
             lines.append(f"- {s['name']}: N = {s['n']} vs {s['against']}; features {s['features']}"
