@@ -1,6 +1,6 @@
 """Assemble BENCHMARKS.md from the tables the benchmark commands wrote into benchmarks/results/.
 
-`python -m benchmarks.collect` after any of: `python -m benchmarks.run`, `python -m benchmarks.profile`,
+`python -m benchmarks.collect` after any of: `python -m benchmarks.run`, `python -m benchmarks.step_profile`,
 `python -m benchmarks.recipes`,
 `python benchmarks/makemore.py ...`, `python -m benchmarks.memory_soak`. Each table names the command
 and machine that produced it; this script only puts them in one file.

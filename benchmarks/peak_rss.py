@@ -29,7 +29,10 @@ def main() -> None:
     out, args = Path(sys.argv[1]), sys.argv[2:]
 
     def report() -> None:  # atexit runs after `aigc` finished, also when it exits through sys.exit
-        out.write_text(json.dumps({"peak_rss_mb": vm_kb("VmHWM") / 1024, "final_rss_mb": vm_kb("VmRSS") / 1024}))
+        try:
+            out.write_text(json.dumps({"peak_rss_mb": vm_kb("VmHWM") / 1024, "final_rss_mb": vm_kb("VmRSS") / 1024}))
+        except OSError as e:  # never bury aigc's own last line under a traceback of ours
+            print(f"peak_rss: cannot write {out}: {e}", file=sys.stderr)
 
     atexit.register(report)
     sys.argv = ["aigc", *args]

@@ -21,10 +21,12 @@ def training_run(run_dir: Path, recipe: str, overrides: list[str]) -> dict[str, 
 
     Not the child's kernel rusage: that inherits this (large) process's peak; see benchmarks/peak_rss.py.
     """
+    run_dir = Path(run_dir).resolve()  # the child runs from the repository root
     args = ["train", recipe, "--out", str(run_dir), "--quiet"]
     for o in overrides:
         args += ["--set", o]
     report = run_dir.parent / f"{run_dir.name}-rss.json"
+    report.parent.mkdir(parents=True, exist_ok=True)
     report.unlink(missing_ok=True)
     tic = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.peak_rss", str(report), *args],
@@ -66,6 +68,8 @@ def fid_curve(run_dir: Path, n: int) -> dict[str, Any]:
     if importlib.util.find_spec("aigc.metrics") is None:
         return {"skipped": "needs aigc.metrics and `aigc eval` (the evaluation issue); rerun after it lands"}
     points = []
+    if not list((run_dir / "checkpoints").glob("step-*/COMPLETE")):
+        return {"skipped": f"no complete checkpoint in {run_dir} (did the training run fail?)"}
     for ckpt in sorted((run_dir / "checkpoints").glob("step-*")):
         if not (ckpt / "COMPLETE").is_file():
             continue

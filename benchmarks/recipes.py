@@ -18,6 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aigc.config import load_config
+from aigc.files import atomic_write_text
+from aigc.train.checkpoint import find_checkpoint, list_checkpoints
+
 from .quality import training_run
 from .timing import load_average, machine
 
@@ -44,13 +48,18 @@ def evaluate(run_dir: Path, n: int) -> dict[str, Any]:
 
 
 def measure(recipe: str, workdir: Path, n: int, overrides: list[str]) -> dict[str, Any]:
-    run_dir = workdir / recipe
+    run_dir = (workdir / recipe).resolve()
     row: dict[str, Any] = {"recipe": recipe}
-    if not (run_dir / "checkpoints").is_dir():
+    if not list_checkpoints(run_dir):
         row.update(training_run(run_dir, recipe, overrides))
     else:
         row["command"] = f"(trained earlier in {run_dir})"
-    state = json.loads(sorted((run_dir / "checkpoints").glob("step-*/state.json"))[-1].read_text())
+    ckpt = find_checkpoint(run_dir)  # the newest intact checkpoint: the one `aigc eval` evaluates
+    state = json.loads((ckpt / "state.json").read_text())
+    want = load_config(recipe, overrides).train.steps
+    if state["step"] < want:
+        raise RuntimeError(f"{run_dir} stopped at step {state['step']} of {want}: resume it with `aigc train "
+                           f"--resume --out {run_dir}` or delete it")
     row.update(steps=state["step"], train_minutes=state.get("elapsed", 0.0) / 60, **evaluate(run_dir, n))
     return row
 
@@ -96,12 +105,12 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e:  # one failed recipe must not hide the others' rows
             rows.append({"recipe": recipe, "error": f"{type(e).__name__}: {e}"})
         print(f"  {rows[-1]}", file=sys.stderr, flush=True)
-    info = {"command": "python -m benchmarks.recipes " + " ".join(argv or sys.argv[1:]), "n": args.n,
-            "seconds": time.perf_counter() - tic, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
-            "load_start": load_start, "load_end": load_average()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(rows, info) + "\n", encoding="utf-8")
-    args.out.with_suffix(".json").write_text(json.dumps({"info": info, "rows": rows}, indent=1))
+        info = {"command": "python -m benchmarks.recipes " + " ".join(argv or sys.argv[1:]), "n": args.n,
+                "seconds": time.perf_counter() - tic, "date": time.strftime("%Y-%m-%d %H:%M"),
+                "machine": machine(), "load_start": load_start, "load_end": load_average()}
+        # rewritten after every recipe: a long run that dies keeps the rows it finished
+        atomic_write_text(args.out, render(rows, info) + "\n")
+        atomic_write_text(args.out.with_suffix(".json"), json.dumps({"info": info, "rows": rows}, indent=1))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0 if all("error" not in r for r in rows) else 1
 

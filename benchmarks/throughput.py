@@ -88,11 +88,11 @@ def training_throughput(bench: Bench, pair: str, steps: int, repeats: int, full:
             "target": TARGETS[pair], "rows": rows}
 
 
-def step_flops(tr: Trainer) -> float:
-    """FLOPs of one real training step (forward + backward matmuls and convolutions), counted by torch."""
+def step_flops(step) -> float:
+    """FLOPs of one real training step `step()` (forward + backward matmuls and convolutions), counted by torch."""
     counter = FlopCounterMode(display=False)
     with counter:
-        tr.train_step()
+        step()
     return float(counter.get_total_flops())
 
 
@@ -107,7 +107,7 @@ def gflops(bench: Bench, batches: dict[str, list[int]], steps: int, repeats: int
         recipe = PAIRS[pair][0]
         for b in sizes:
             tr = bench.trainer(recipe, [f"train.batch_size={b}"])
-            flops = step_flops(tr)
+            flops = step_flops(tr.train_step)
             label = f"{pair} batch {b}"
             labels[label] = (pair, b, flops)
             contenders[label] = (_steps(tr, steps), flops * steps)

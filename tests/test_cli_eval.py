@@ -74,11 +74,16 @@ def test_eval_real_gives_the_floor(cache, capsys):
     (["eval", "--real", "digits", "--metrics", "fdi"], "did you mean 'fid'"),
     (["eval", "--real", "digits", "--n", "1"], "--n is 1"),
     (["eval", "no/such/run"], "not a run directory"),
+    (["eval", "--real", "digits", "--inception-weights", "pt_inception.pth"], "never unpickles"),
+    (["eval", "--real", "digits", "--out", "pt_inception.pth/eval.json"], "cannot write results to"),
 ])
-def test_bad_input_is_one_clear_line(cache, capsys, argv, words):
+def test_bad_input_is_one_clear_line(cache, capsys, tmp_path, monkeypatch, argv, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pt_inception.pth").write_bytes(b"\x80\x02}q\x00.")  # a pickle: refused before it is opened
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and words in err and "\n" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pt_inception.pth"]  # no folder left behind
 
 
 def test_an_option_a_modality_does_not_understand_is_refused():

@@ -125,6 +125,7 @@ def _header_file(path, header: dict, body: bytes = b"") -> None:
     ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 1 << 40]}}, b"\0" * 16, "more data than"),
     ({"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}, b"\0" * 4, "malformed"),
     ({"w": "nonsense"}, b"", "malformed"),
+    ({"w": {"dtype": "F32", "shape": [1], "data_offsets": ["0", "4"]}}, b"\0" * 4, "malformed"),
 ])
 def test_lying_safetensors_headers_are_refused_before_allocation(tmp_path, header, body, words):
     f = tmp_path / "evil.safetensors"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -223,6 +224,9 @@ def eval_options(args: argparse.Namespace) -> dict[str, Any]:
         if not Path(args.inception_weights).is_file():
             raise ConfigError(f"--inception-weights {args.inception_weights} does not exist",
                               "give the path of the FID Inception weights as safetensors")
+        from .metrics.inception import check_weights_file
+
+        check_weights_file(args.inception_weights)  # before sampling and the other metrics, not after
         opts["inception_weights"] = args.inception_weights
     if args.no_floor:
         opts["floor"] = False
@@ -235,6 +239,15 @@ def eval_options(args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError(f"--likelihood-n is {args.likelihood_n}", "use at least 1 test image")
         opts["likelihood_n"] = args.likelihood_n
     return opts
+
+
+def _check_writable(folder: Path) -> None:
+    """Refuse, before hours of work, an output folder that could not be created or written."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise ConfigError(f"cannot write results to {folder}", "choose an --out in a folder you can write to")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -254,7 +267,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else Path(args.run_dir) / "eval.json"
     echo = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     common = {"n": args.n, "seed": args.seed, "out_dir": out.parent, "echo": echo}
-    out.parent.mkdir(parents=True, exist_ok=True)
+    _check_writable(out.parent)  # folders are made when results are written: a typo leaves none behind
     if args.real is not None:
         result = evaluate_real(args.real, **common, **eval_options(args))
     else:

@@ -21,11 +21,12 @@ DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16
 MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit is 100 MB; we check before reading it
 
 
-def check_safetensors(path: Path) -> None:
+def check_safetensors(path: Path, pickle_hint: str = "convert it to safetensors in a trusted environment") -> None:
     """Refuse a file that is not safetensors, or whose header lies, before any large allocation."""
+    path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise CheckpointError(f"{path} is a pickle file; aigc never unpickles files (they can run code)",
-                              "convert it to safetensors in a trusted environment")
+                              pickle_hint)
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
@@ -47,6 +48,8 @@ def check_safetensors(path: Path) -> None:
             continue
         try:
             start, end = info["data_offsets"]
+            if not isinstance(start, int) or not isinstance(end, int):
+                raise ValueError
             itemsize = DTYPE_BYTES[info["dtype"]]
             numel = 1
             for d in info["shape"]:

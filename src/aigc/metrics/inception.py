@@ -4,10 +4,11 @@ The network is torchvision's Inception-v3 with the blocks patched as the TensorF
 computes them (pytorch-fid's FIDInception*), so the 2015-12-05 weights used by pytorch-fid,
 torch-fidelity and torchmetrics (`*inception-2015-12-05-6726825d.pth`) load with their keys unchanged. Nothing is
 downloaded, and nothing is unpickled: the published .pth must be converted to safetensors once, by
-the user, with the command CONVERT below (the error for a .pth says it).
+the user, with the command `convert_command` gives (the error for a .pth says it).
 """
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import torch
@@ -16,11 +17,16 @@ from torch import nn
 from torchvision.models import inception as tv
 
 from ..errors import CheckpointError
-from ..tensorfile import PICKLE_SUFFIXES, read_tensors
+from ..tensorfile import check_safetensors, read_tensors
 
-CONVERT = ('python -c "import torch, safetensors.torch as st; '
-           "st.save_file(torch.load('pt_inception-2015-12-05-6726825d.pth', weights_only=True), "
-           "'pt_inception-2015-12-05.safetensors')\"")
+
+def convert_command(path: str | Path) -> str:
+    """The one line a user runs, where they trust the file, to turn the published .pth into safetensors."""
+    src = Path(path)
+    dst = src.with_suffix(".safetensors")
+    code = (f"import torch, safetensors.torch as st; st.save_file(torch.load({str(src)!r}, weights_only=True), "
+            f"{str(dst)!r})")
+    return f"python -c {shlex.quote(code)}"
 
 
 class FIDInceptionA(tv.InceptionA):
@@ -72,13 +78,15 @@ def fid_inception() -> nn.Module:
     return net
 
 
+def check_weights_file(path: str | Path) -> None:
+    """Refuse a pickle unopened (with the conversion command) or a safetensors file whose header lies."""
+    check_safetensors(Path(path), pickle_hint=f"convert it once, where you trust the file: {convert_command(path)}")
+
+
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """The weights from a safetensors file; a pickle (.pth) is refused, with the command that converts it."""
-    path = Path(path)
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise CheckpointError(f"{path} is a pickle file; aigc never unpickles files (they can run code)",
-                              f"convert it once to safetensors, where you trust the file: {CONVERT}")
-    return read_tensors(path)
+    check_weights_file(path)
+    return read_tensors(Path(path))
 
 
 class InceptionFeatures:

@@ -165,12 +165,12 @@ class CharLM(GenerativeModel):
         tokens = torch.tensor([prefix] * n, dtype=torch.int64).view(n, len(prefix))
         banned = [PAD, UNK] + ([BOS] if self.kind != "lines" else [])
         done = torch.zeros(n, dtype=torch.bool)
-        start, fed, state = 0, 0, self.init_state(n)
+        start, fed, state = 0, 0, self.init_state(n) if cache else None
         for _ in range(max_new):
             length = tokens.shape[1]
             if self.max_context is not None and length - start > self.max_context:
                 start = length - max(1, self.max_context // 2)
-                fed, state = start, self.init_state(n)
+                fed, state = start, self.init_state(n) if cache else None
             if cache:
                 logits, state = self(tokens[:, fed:length], state)
                 fed = length
