@@ -1,6 +1,10 @@
 """Each image recipe as a user runs it: `aigc train RECIPE`, then `aigc eval` on what it made.
 
-    python -m benchmarks.recipes [RECIPE ...] [--n 10000] [--workdir runs/bench-recipes] [--set K=V ...]
+    python -m benchmarks.recipes [RECIPE[+KEY=VALUE...] ...] [--n 10000] [--workdir runs/bench-recipes]
+                                 [--set KEY=VALUE ...] [--out FILE]
+
+`fashion-dcgan+seed=1+train.precision=bf16` is a variant of a recipe: a row of its own, trained in
+a folder of its own; --set applies to every row.
 
 Trains in a child process (peak RSS is its own, see benchmarks/peak_rss.py), evaluates the last
 checkpoint against the test split with the shipped Fashion-MNIST feature network, and writes
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -47,9 +52,16 @@ def evaluate(run_dir: Path, n: int) -> dict[str, Any]:
             "eval_command": "aigc eval RUN " + " ".join(cmd[5:-2])}
 
 
-def measure(recipe: str, workdir: Path, n: int, overrides: list[str]) -> dict[str, Any]:
-    run_dir = (workdir / recipe).resolve()
-    row: dict[str, Any] = {"recipe": recipe}
+def variant(item: str, overrides: list[str]) -> tuple[str, list[str], str]:
+    """`RECIPE[+KEY=VALUE...]` -> (recipe, its overrides after the common ones, a folder name)."""
+    recipe, *own = item.split("+")
+    return recipe, overrides + own, re.sub(r"[^A-Za-z0-9._-]+", "-", item)
+
+
+def measure(item: str, workdir: Path, n: int, overrides: list[str]) -> dict[str, Any]:
+    recipe, overrides, folder = variant(item, overrides)
+    run_dir = (workdir / folder).resolve()
+    row: dict[str, Any] = {"recipe": item}
     if not list_checkpoints(run_dir):
         row.update(training_run(run_dir, recipe, overrides))
     else:
@@ -90,7 +102,7 @@ def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.recipes", description=__doc__.splitlines()[0])
-    p.add_argument("recipes", nargs="*", default=DEFAULT)
+    p.add_argument("recipes", nargs="*", default=DEFAULT, help="recipes, or variants RECIPE+KEY=VALUE")
     p.add_argument("--n", type=int, default=10_000, help="samples and test images per evaluation")
     p.add_argument("--workdir", type=Path, default=Path("runs/bench-recipes"))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every recipe")
