@@ -33,7 +33,7 @@ def test_the_published_pth_is_refused_unopened_with_the_conversion_command(tmp_p
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("a user's file was unpickled"))
     with pytest.raises(CheckpointError, match="never unpickles") as e:
         InceptionFeatures(path)
-    assert f"st.save_file(torch.load({str(path)!r}" in str(e.value)  # the user's own file, ready to paste
+    assert f'st.save_file(torch.load("{path}", weights_only=True)' in str(e.value)  # their own file, to paste
 
 
 def test_the_eval_section_uses_the_weights_when_given_and_says_skipped_otherwise(tmp_path):

@@ -8,6 +8,7 @@ the user, with the command `convert_command` gives (the error for a .pth says it
 """
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -24,8 +25,8 @@ def convert_command(path: str | Path) -> str:
     """The one line a user runs, where they trust the file, to turn the published .pth into safetensors."""
     src = Path(path)
     dst = src.with_suffix(".safetensors")
-    code = (f"import torch, safetensors.torch as st; st.save_file(torch.load({str(src)!r}, weights_only=True), "
-            f"{str(dst)!r})")
+    code = (f"import torch, safetensors.torch as st; st.save_file(torch.load({json.dumps(str(src))}, "
+            f"weights_only=True), {json.dumps(str(dst))})")
     return f"python -c {shlex.quote(code)}"
 
 
