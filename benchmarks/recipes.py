@@ -64,8 +64,11 @@ def measure(item: str, workdir: Path, n: int, overrides: list[str]) -> dict[str,
     row: dict[str, Any] = {"recipe": item}
     if not list_checkpoints(run_dir):
         row.update(training_run(run_dir, recipe, overrides))
-    else:
+    else:  # evaluated again; the training child's own peak RSS was kept beside the run
         row["command"] = f"(trained earlier in {run_dir})"
+        rss = run_dir.parent / f"{run_dir.name}-rss.json"
+        if rss.is_file():
+            row.update(json.loads(rss.read_text()))
     ckpt = find_checkpoint(run_dir)  # the newest intact checkpoint: the one `aigc eval` evaluates
     state = json.loads((ckpt / "state.json").read_text())
     want = load_config(recipe, overrides).train.steps
@@ -73,6 +76,7 @@ def measure(item: str, workdir: Path, n: int, overrides: list[str]) -> dict[str,
         raise RuntimeError(f"{run_dir} stopped at step {state['step']} of {want}: resume it with `aigc train "
                            f"--resume --out {run_dir}` or delete it")
     row.update(steps=state["step"], train_minutes=state.get("elapsed", 0.0) / 60, **evaluate(run_dir, n))
+    row["recipe"] = item  # training_run names the bare recipe; the row is the variant
     return row
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -50,8 +51,6 @@ def breakdown(step, steps: int) -> dict[str, float]:
     Profiled times are not scaled: the profiler's own overhead lands mostly on the many small ops
     ("other"), so the matmul/conv figure stays close to what those kernels take unprofiled.
     """
-    for _ in range(3):
-        step()
     tic = time.perf_counter()
     for _ in range(steps):
         step()
@@ -65,6 +64,18 @@ def breakdown(step, steps: int) -> dict[str, float]:
     return out | {"step_ms": wall * 1e3, "profiled_step_ms": sum(out.values())}
 
 
+def interleaved_breakdowns(steps_fns: dict[str, Any], steps: int, repeats: int) -> dict[str, dict[str, float]]:
+    """breakdown() of each contender, taking turns `repeats` times; the median of every quantity."""
+    for fn in steps_fns.values():  # warm-up
+        for _ in range(3):
+            fn()
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in steps_fns}
+    for _ in range(repeats):
+        for name, fn in steps_fns.items():
+            runs[name].append(breakdown(fn, steps))
+    return {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for name, rs in runs.items()}
+
+
 def data_ms(reference, steps: int) -> float:
     """Milliseconds per batch that the reference's DataLoader (per-item ToTensor + Normalize) costs."""
     reference.data.next()
@@ -74,20 +85,39 @@ def data_ms(reference, steps: int) -> float:
     return (time.perf_counter() - tic) / steps * 1e3
 
 
-def measure(bench: Bench, pair: str, steps: int) -> dict[str, Any]:
+def measure(bench: Bench, pair: str, steps: int, repeats: int = 5) -> dict[str, Any]:
     recipe, Reference = PAIRS[pair]
     tr = bench.trainer(recipe, [])
     batch = tr.cfg.train.batch_size
     root = torchvision_root(bench.workdir / "torchvision", bench.data_root or SYSTEM_DIR)
     ref = Reference(root, batch_size=batch)
     torch.set_num_threads(bench.threads)
-    rows = {"aigc": {**breakdown(tr.train_step, steps), "gflop": step_flops(tr.train_step) / 1e9},
-            "reference": {**breakdown(ref.step, steps), "gflop": step_flops(ref.step) / 1e9,
-                          "data_ms": data_ms(ref, steps)}}
+    rows = interleaved_breakdowns({"aigc": tr.train_step, "reference": ref.step}, steps, repeats)
+    rows["aigc"]["gflop"] = step_flops(tr.train_step) / 1e9
+    rows["reference"] |= {"gflop": step_flops(ref.step) / 1e9, "data_ms": data_ms(ref, steps)}
     a, r = rows["aigc"], rows["reference"]
-    return {"pair": pair, "recipe": recipe, "batch": batch, "steps": steps, "target": TARGETS[pair], "rows": rows,
+    return {"pair": pair, "recipe": recipe, "batch": batch, "steps": steps, "repeats": repeats,
+            "target": TARGETS[pair], "rows": rows,
             "ratio": r["step_ms"] / a["step_ms"], "bound": r["step_ms"] / a["matmul/conv"],
-            "matmul_gflops": a["gflop"] / a["matmul/conv"]}
+            "matmul_gflops": a["gflop"] / (a["matmul/conv"] / 1e3)}
+
+
+def verdict(s: dict[str, Any]) -> str:
+    """What the bound says about the target, in one sentence."""
+    a, r = s["rows"]["aigc"], s["rows"]["reference"]
+    if s["bound"] < s["target"]:
+        return (f"The target is out of reach in fp32 on this machine: even with nothing but its matmuls and "
+                f"convolutions, aigc's step would take {a['matmul/conv']:.1f} ms against the reference's "
+                f"{r['step_ms']:.1f} ms; only faster arithmetic (bf16) moves it.")
+    need = r["step_ms"] / s["target"]
+    budget = need - a["matmul/conv"]
+    out = (f"Reaching {s['target']:g}x needs a step of {need:.1f} ms: the {a['step_ms'] - a['matmul/conv']:.1f} ms "
+           f"spent outside matmuls (optimizer {a['optimizer']:.1f} ms, other ops {a['other']:.1f} ms, the rest "
+           f"Python and dispatch) would have to shrink to {budget:.1f} ms.")
+    if a["optimizer"] > budget:
+        out += (" The optimizer alone takes more: Adam reads and writes every parameter and both moments each "
+                "step (a fused, memory-bound kernel; the column includes the generator's EMA update).")
+    return out
 
 
 def render(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
@@ -95,7 +125,8 @@ def render(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
            f"Command: `{info['command']}`; {info['seconds']:.0f} s on {info['date']}.", "",
            "Machine: " + "; ".join(f"{k} {v}" for k, v in info["machine"].items()) + ".",
            f"Load average at start {info['load_start']}, at end {info['load_end']}.", "",
-           "Per step, fp32, batch 64. *step ms* is timed without the profiler; the kinds of work are the "
+           "Per step, fp32, batch 64, medians of interleaved repeats (aigc and the reference take turns). "
+           "*step ms* is timed without the profiler; the kinds of work are the "
            "torch.profiler's self CPU time per aten op (the profiler's overhead inflates mostly the many small "
            "ops). *bound* = reference step time / aigc's matmul+conv time: the speed-up aigc would reach if "
            "everything but its matmuls and convolutions cost nothing.", ""]
@@ -115,13 +146,14 @@ def render(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
                 f"Measured ratio {s['ratio']:.2f}x; bound {s['bound']:.2f}x against a target of {s['target']:g}x. "
                 f"aigc's matmuls/convolutions run at {s['matmul_gflops']:.0f} GFLOP/s inside the step "
                 f"({100 * a['matmul/conv'] / a['step_ms']:.0f}% of its step time); the reference does "
-                f"{r['gflop'] / a['gflop']:.2f}x aigc's arithmetic.", ""]
+                f"{r['gflop'] / a['gflop']:.2f}x aigc's arithmetic.", "", verdict(s), ""]
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.step_profile", description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--steps", type=int, default=30, help="steps per timed and per profiled repeat")
+    p.add_argument("--repeats", type=int, default=5, help="interleaved repeats (medians are reported)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--pairs", nargs="*", default=list(PAIRS))
     p.add_argument("--data-root", type=Path, default=None, help="folder with the Fashion-MNIST idx files")
@@ -134,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(Path(tmp), threads, args.data_root)
         for pair in args.pairs:
             try:
-                results.append(measure(bench, pair, args.steps))
+                results.append(measure(bench, pair, args.steps, args.repeats))
             except Exception as e:  # e.g. no Fashion-MNIST: say so in the table
                 results.append({"pair": pair, "skipped": f"{type(e).__name__}: {e}"})
     info = {"command": "python -m benchmarks.step_profile " + " ".join(argv or sys.argv[1:]),

@@ -81,13 +81,14 @@ def test_recipes_benchmark_trains_evaluates_and_writes_its_table(tmp_path):
     from benchmarks.recipes import main
 
     out = tmp_path / "recipes.md"
-    code = main(["digits-gan", "--n", "100", "--workdir", str(tmp_path / "runs"), "--set", "train.steps=30",
-                 "--out", str(out)])
+    code = main(["digits-gan", "digits-gan+train.steps=20", "--n", "100", "--workdir", str(tmp_path / "runs"),
+                 "--set", "train.steps=30", "--out", str(out)])
     assert code == 0
-    row = json.loads(out.with_suffix(".json").read_text())["rows"][0]
+    row, variant = json.loads(out.with_suffix(".json").read_text())["rows"]
     assert row["steps"] == 30 and row["peak_rss_mb"] > 50
     assert row["values"]["fid"] > 0 and 0 <= row["values"]["precision"] <= 1
-    assert "| `digits-gan` | 30 |" in out.read_text()
+    assert variant["steps"] == 20 and variant["recipe"] == "digits-gan+train.steps=20"  # its own run and row
+    assert "| `digits-gan` | 30 |" in out.read_text() and "| `digits-gan+train.steps=20` | 20 |" in out.read_text()
 
 
 def _linear_macs(widths: list[int]) -> list[int]:
@@ -108,7 +109,7 @@ def test_profile_counts_the_flops_the_document_gan_step_must_do(tmp_path):
             + G + (G - g[0]))              # G backward: weight grads, input grads past layer 1
     reference = aigc + G + D               # a second generator forward; D weight grads in the G step
     out = tmp_path / "profile.md"
-    assert main(["--steps", "2", "--pairs", "mlp-gan", "--out", str(out)]) == 0
+    assert main(["--steps", "2", "--repeats", "2", "--pairs", "mlp-gan", "--out", str(out)]) == 0
     (result,) = json.loads(out.with_suffix(".json").read_text())["results"]
     rows = result["rows"]
     assert rows["aigc"]["gflop"] == pytest.approx(2 * 64 * aigc / 1e9, rel=1e-6)
