@@ -15,6 +15,7 @@ ORDER = [  # the speed tables first, then text, then memory
     "perf.md",
     "profile.md",
     "recipes.md",
+    "recipes-dcgan-variants.md",
     "makemore-transformer-quiet.md",
     "makemore.md",
     "makemore-transformer-dropout0.md",
