@@ -28,7 +28,7 @@ from aigc.files import atomic_write_text
 from aigc.train.checkpoint import find_checkpoint, list_checkpoints
 
 from .quality import training_run
-from .timing import load_average, machine
+from .timing import load_average, machine, results_header
 
 RESULTS = Path(__file__).parent / "results"
 DEFAULT = ["fashion-gan", "fashion-dcgan", "fashion-wgan-gp", "fashion-cgan", "fashion-cvae"]
@@ -81,10 +81,7 @@ def measure(item: str, workdir: Path, n: int, overrides: list[str]) -> dict[str,
 
 
 def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
-    out = ["# Recipes as a user runs them", "",
-           f"Command: `{info['command']}`; {info['seconds'] / 60:.0f} min on {info['date']}.", "",
-           "Machine: " + "; ".join(f"{k} {v}" for k, v in info["machine"].items()) + ".",
-           f"Load average (1/5/15 min) at start {info['load_start']}, at end {info['load_end']}.", "",
+    out = results_header("Recipes as a user runs them", info, f"{info['seconds'] / 60:.0f} min") + [
            f"Each recipe trained with `aigc train RECIPE` (its own steps), then `aigc eval RUN --n {info['n']} "
            f"--metrics {METRICS}`: {info['n']:,} samples against {info['n']:,} test images, features of the "
            "shipped Fashion-MNIST classifier; label accuracy only for conditional recipes. Training minutes "

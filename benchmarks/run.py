@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import quality, sampling, throughput
-from .timing import load_average, machine
+from .timing import load_average, machine, results_header
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -120,12 +120,9 @@ def _skip(section: dict[str, Any]) -> str | None:
 
 
 def render(r: dict[str, Any], info: dict[str, Any]) -> str:
-    out = [f"# Speed benchmarks ({info['mode']})", "",
-           f"Command: `{info['command']}`; run took {info['seconds']:.0f} s on {info['date']}.", "",
-           "Machine: " + "; ".join(f"{k} {v}" for k, v in info["machine"].items()) + ".",
-           f"Load average (1/5/15 min) at start {info['load_start']}, at end {info['load_end']}"
-           + (" - the machine was shared, so absolute rates are low and noisy; the interleaved ratios "
-              "are the figures to read." if info["loaded"] else "."), ""]
+    out = results_header(f"Speed benchmarks ({info['mode']})", info, f"run took {info['seconds']:.0f} s",
+                 " - the machine was shared, so absolute rates are low and noisy; the interleaved ratios are the "
+                 "figures to read." if info["loaded"] else ".")
     for key, title in (("train_mlp", "1. Training throughput: the document's MLP GAN"),
                        ("train_dcgan", "2. Training throughput: DCGAN")):
         s = r[key]

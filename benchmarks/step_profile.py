@@ -29,7 +29,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from .reference.common import SYSTEM_DIR, torchvision_root
 from .throughput import PAIRS, TARGETS, Bench, step_flops
-from .timing import load_average, machine
+from .timing import load_average, machine, results_header
 
 RESULTS = Path(__file__).parent / "results"
 COMPUTE = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::mkldnn_convolution",
@@ -121,10 +121,8 @@ def verdict(s: dict[str, Any]) -> str:
 
 
 def render(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
-    out = ["# Where the training step's time goes (why the speed targets are missed)", "",
-           f"Command: `{info['command']}`; {info['seconds']:.0f} s on {info['date']}.", "",
-           "Machine: " + "; ".join(f"{k} {v}" for k, v in info["machine"].items()) + ".",
-           f"Load average at start {info['load_start']}, at end {info['load_end']}.", "",
+    out = results_header("Where the training step's time goes (why the speed targets are missed)", info,
+                 f"{info['seconds']:.0f} s") + [
            "Per step, fp32, batch 64, medians of interleaved repeats (aigc and the reference take turns). "
            "*step ms* is timed without the profiler; the kinds of work are the "
            "torch.profiler's self CPU time per aten op (the profiler's overhead inflates mostly the many small "

@@ -107,3 +107,10 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(), "torch": torch.__version__,
         "torch threads": str(torch.get_num_threads()), "os": platform.platform(),
     }
+
+
+def results_header(title: str, info: dict, took: str, load_note: str = ".") -> list[str]:
+    """The lines every results file opens with: title, the command, the machine and its load."""
+    return [f"# {title}", "", f"Command: `{info['command']}`; {took} on {info['date']}.", "",
+            "Machine: " + "; ".join(f"{k} {v}" for k, v in info["machine"].items()) + ".",
+            f"Load average (1/5/15 min) at start {info['load_start']}, at end {info['load_end']}{load_note}", ""]
