@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 
-def _aigc(args: list[str], **kw: Any) -> subprocess.Popen:
+def last_error(err: str | None, code: int | None) -> str:
+    """What a failed `aigc` child said last on stderr (its one-line error), or its exit code."""
+    return ((err or "").strip().splitlines() or [f"exit code {code}"])[-1]
+
+
+def aigc_process(args: list[str], **kw: Any) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "aigc", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)
 
@@ -35,8 +40,7 @@ def training_run(run_dir: Path, recipe: str, overrides: list[str]) -> dict[str, 
     _, err = proc.communicate()
     wall = time.perf_counter() - tic
     if proc.returncode != 0 or not report.is_file():
-        last = (err or "").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-        raise RuntimeError(f"aigc train failed ({proc.returncode}): {last[0]}")
+        raise RuntimeError(f"aigc train failed ({proc.returncode}): {last_error(err, proc.returncode)}")
     rss = json.loads(report.read_text())
     return {"recipe": recipe, "overrides": overrides, **rss, "wall_s": wall, "command": "aigc " + " ".join(args)}
 
@@ -82,11 +86,11 @@ def fid_curve(run_dir: Path, n: int) -> dict[str, Any]:
         shutil.copytree(ckpt, view / "checkpoints" / ckpt.name)
         out = view / "eval.json"
         tic = time.perf_counter()
-        proc = _aigc(["eval", str(view), "--n", str(n), "--out", str(out), "--metrics", "fid", "--no-floor"])
+        proc = aigc_process(["eval", str(view), "--n", str(n), "--out", str(out), "--metrics", "fid", "--no-floor"])
         _, err = proc.communicate()
         if proc.returncode != 0 or not out.is_file():
-            last = (err or "").strip().splitlines()[-1:] or ["no output"]
-            return {"skipped": f"`aigc eval` failed on {ckpt.name}: {last[0]}", "points": points}
+            return {"skipped": f"`aigc eval` failed on {ckpt.name}: {last_error(err, proc.returncode)}",
+                    "points": points}
         fid = _find_fid(json.loads(out.read_text()))
         if fid is None:
             return {"skipped": f"no 'fid' in {out.name}", "points": points}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from aigc.config import load_config
 from aigc.files import atomic_write_text
 from aigc.train.checkpoint import find_checkpoint, list_checkpoints
 
-from .quality import training_run
+from .quality import aigc_process, last_error, training_run
 from .timing import load_average, machine, results_header
 
 RESULTS = Path(__file__).parent / "results"
@@ -39,17 +38,16 @@ COLUMNS = [("fid", "FID ↓"), ("kid", "KID ↓"), ("is", "IS"), ("precision", "
 
 def evaluate(run_dir: Path, n: int) -> dict[str, Any]:
     out = run_dir / "eval-benchmark.json"
-    cmd = [sys.executable, "-m", "aigc", "eval", str(run_dir), "--n", str(n), "--metrics", METRICS,
-           "--no-floor", "--out", str(out)]
+    args = ["--n", str(n), "--metrics", METRICS, "--no-floor"]
     tic = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = aigc_process(["eval", str(run_dir), *args, "--out", str(out)])
+    _, err = proc.communicate()
     if proc.returncode != 0:
-        last = (proc.stderr or "").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-        raise RuntimeError(f"aigc eval failed: {last[0]}")
+        raise RuntimeError(f"aigc eval failed: {last_error(err, proc.returncode)}")
     result = json.loads(out.read_text())
     values = {k: v for s in result["sections"] for k, v in s["values"].items() if "/" not in k}
     return {"values": values, "eval_s": time.perf_counter() - tic, "checkpoint": result["checkpoint"],
-            "eval_command": "aigc eval RUN " + " ".join(cmd[5:-2])}
+            "eval_command": "aigc eval RUN " + " ".join(args)}
 
 
 def variant(item: str, overrides: list[str]) -> tuple[str, list[str], str]:

@@ -32,8 +32,8 @@ from .throughput import PAIRS, TARGETS, Bench, step_flops
 from .timing import load_average, machine, results_header
 
 RESULTS = Path(__file__).parent / "results"
-COMPUTE = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::mkldnn_convolution",
-           "aten::convolution_backward", "aten::_convolution", "aten::mkldnn_convolution_backward")
+COMPUTE = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::convolution_backward",
+           "aten::_convolution")  # plus every aten::mkldnn_conv* and aten::slow_conv* kernel (see kind)
 OPTIMIZER = ("aten::_fused_adam_", "aten::_foreach_", "Optimizer.step", "Optimizer.zero_grad", "aten::lerp_")
 
 
