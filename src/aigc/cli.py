@@ -253,7 +253,7 @@ def _check_writable(folder: Path) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
-    from .io import atomic_write
+    from .files import atomic_write_text
     from .metrics import evaluate_real, evaluate_run
     from .metrics.report import format_result, update_run_report
 
@@ -273,7 +273,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         result = evaluate_run(args.run_dir, checkpoint=args.checkpoint, split=args.split, **common,
                               **eval_options(args))
-    atomic_write(out, lambda p: p.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8"))
+    atomic_write_text(out, json.dumps(result, indent=1) + "\n")
     print(format_result(result))
     print(f"wrote {out}")
     if args.run_dir is not None and update_run_report(Path(args.run_dir), result):

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from .errors import ConfigError
-from .io import atomic_write, save_samples
+from .files import atomic_write_text
+from .io import save_samples
 from .metrics.memorization import nearest_neighbours
 
 KINDS = ("interpolate", "traverse", "reconstruct", "neighbours")
@@ -185,7 +186,7 @@ def explore(run_dir: str | Path, kinds: list[str] | None = None, *, checkpoint: 
         facts["neighbours"] = {"pixel_l2_nearest": [round(float(d), 4) for d in dist[:, 0]],
                                "train_indices": near.tolist()}
     facts["figures"] = {what: p.name for what, p in written.items()}
-    atomic_write(out_dir / "explore.json", lambda p: p.write_text(json.dumps(facts, indent=1)))
+    atomic_write_text(out_dir / "explore.json", json.dumps(facts, indent=1))
     if out is None:
         link_in_report(Path(run_dir), written)
     return written
@@ -205,4 +206,4 @@ def link_in_report(run_dir: Path, written: dict[str, Path]) -> None:
     for what, path in written.items():
         rel = path.relative_to(run_dir) if path.is_relative_to(run_dir) else path
         lines += [f"{what[0].upper()}{what[1:]}:", "", f"![{path.stem}]({rel.as_posix()})", ""]
-    atomic_write(report, lambda p: p.write_text(text.rstrip("\n") + "\n" + "\n".join(lines), encoding="utf-8"))
+    atomic_write_text(report, text.rstrip("\n") + "\n" + "\n".join(lines))

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from .files import atomic_write
+from .files import atomic_write, atomic_write_text
 
 
 def to_pil(images: torch.Tensor, nrow: int | None = None) -> Image.Image:
@@ -39,4 +39,4 @@ def save_samples(samples: Any, path: Path, fmt: str | None = None, nrow: int | N
             return atomic_write(path.with_suffix(".npz"), write)
         return atomic_write(path.with_suffix(".png"), lambda p: to_pil(samples, nrow).save(p, format="PNG"))
     text = "\n".join(str(s) for s in samples) + "\n"
-    return atomic_write(path.with_suffix(".txt"), lambda p: p.write_text(text, encoding="utf-8"))
+    return atomic_write_text(path.with_suffix(".txt"), text)

@@ -98,7 +98,8 @@ def closest_pairs(dist: torch.Tensor, count: int = 16) -> torch.Tensor:
 
 def save_pairs_png(queries: torch.Tensor, refs: torch.Tensor, path: Path | str) -> Path:
     """Two rows: queries on top, their neighbours below, column by column (images in [0,1] or uint8)."""
-    from ..io import atomic_write, to_pil
+    from ..files import atomic_write
+    from ..io import to_pil
 
     def unit(x: torch.Tensor) -> torch.Tensor:
         return x.float() / 255.0 if x.dtype == torch.uint8 else x.float().clamp(0, 1)

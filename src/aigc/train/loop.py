@@ -21,7 +21,8 @@ from tqdm import tqdm
 from ..config import Config, from_dict
 from ..data import Dataset, load_dataset
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
-from ..io import atomic_write, save_samples
+from ..files import atomic_write_text
+from ..io import save_samples
 from ..models.base import GenerativeModel, build_model, count_parameters
 from .checkpoint import (
     clean_partial,
@@ -158,9 +159,8 @@ class Trainer:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             clean_partial(self.run_dir)
-            atomic_write(self.run_dir / "config.yaml", lambda p: p.write_text(self.cfg.to_yaml(), encoding="utf-8"))
-            atomic_write(self.run_dir / "data.json",
-                         lambda p: p.write_text(json.dumps(self.data.meta, indent=1, ensure_ascii=False)))
+            atomic_write_text(self.run_dir / "config.yaml", self.cfg.to_yaml())
+            atomic_write_text(self.run_dir / "data.json", json.dumps(self.data.meta, indent=1, ensure_ascii=False))
         except OSError as e:
             raise CheckpointError(f"cannot write the run directory {self.run_dir}: {e.strerror or e}",
                                   "choose a writable --out with free space") from None
@@ -282,7 +282,7 @@ class Trainer:
                     keep.append(line)
             except (ValueError, KeyError, TypeError):
                 continue
-        atomic_write(path, lambda p: p.write_text("".join(x + "\n" for x in keep), encoding="utf-8"))
+        atomic_write_text(path, "".join(x + "\n" for x in keep))
 
     def _roll_back(self, logs: dict[str, torch.Tensor]) -> None:
         self.rollbacks += 1
@@ -322,8 +322,8 @@ class Trainer:
         if self.best is None or scores[primary] < self.best["value"]:
             self.best = {"metric": primary, "value": scores[primary], "step": self.step}
             ckpt = self.save()
-            atomic_write(self.run_dir / "checkpoints" / "best.json",
-                         lambda p: p.write_text(json.dumps({**self.best, "checkpoint": ckpt.name})))
+            atomic_write_text(self.run_dir / "checkpoints" / "best.json",
+                              json.dumps({**self.best, "checkpoint": ckpt.name}))
 
     def finish(self, fixed: torch.Generator) -> None:
         """samples.png (or .txt), curves.png and report.md."""
