@@ -20,6 +20,7 @@ import torch
 
 from ..data.base import Dataset, cache_dir, fingerprint
 from ..errors import ConfigError, refuse_unknown_options
+from ..files import atomic_write_text
 from .image_eval import IMAGE_SECTIONS, ImageEvalContext, Section, run_sections
 from .likelihood import likelihood_section  # noqa: F401  (registers the "likelihood" section)
 from .text import evaluate_text_run
@@ -105,9 +106,8 @@ def evaluate_image_real(data: Dataset, n: int = DEFAULT_N, *, seed: int = 0, met
     sections = run_sections(ctx, opts.metrics)
     result = _result("real", data, ctx, sections, len(pick), time.perf_counter() - tic,
                      samples="real training images")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    try:  # a cache: one that cannot be written is skipped, and a reader never sees half of it
+        atomic_write_text(path, json.dumps(result, indent=1))
     except OSError:
         pass
     return result
