@@ -24,7 +24,8 @@ import torch
 from aigc.config import load_config
 from aigc.data.text import text_dataset
 from aigc.metrics.text import nll_per_char
-from aigc.models.base import build_model, count_parameters
+from aigc.models.base import count_parameters
+from aigc.run import build_model
 from aigc.train import train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from aigc.config import load_config
-from aigc.models.base import build_model
+from aigc.run import build_model
 
 from .timing import interleaved
 

@@ -86,17 +86,18 @@ def test_bad_input_is_one_clear_line(cache, capsys, tmp_path, monkeypatch, argv,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pt_inception.pth"]  # no folder left behind
 
 
-def test_an_option_a_modality_does_not_understand_is_refused():
+def test_an_option_a_modality_does_not_honour_is_refused():
     from aigc.errors import ConfigError
-    from aigc.metrics import call_evaluator
+    from aigc.metrics import EvalRequest
+    from aigc.plugins import MODALITIES
 
-    def text_like(loaded, data, n=1000, *, seed=0, split="test", **sample_options):
-        return {"n": n, "seed": seed}
-
-    assert call_evaluator(text_like, "text runs", None, None, context={"echo": print}, options={},
-                          n=None, seed=3) == {"n": 1000, "seed": 3}  # unnamed context is not passed
+    text = MODALITIES.get("text")
+    EvalRequest(n=10, seed=3).refuse_unhonoured(text.eval_options, "text runs")  # common fields always apply
     with pytest.raises(ConfigError, match="--metrics does not apply to text runs"):
-        call_evaluator(text_like, "text runs", None, None, context={}, options={"metrics": ["fid"]})
+        EvalRequest(metrics=["fid"]).refuse_unhonoured(text.eval_options, "text runs")
+    with pytest.raises(ConfigError, match="--no-floor does not apply to text runs"):
+        EvalRequest(floor=False).refuse_unhonoured(text.eval_options, "text runs")
+    EvalRequest(metrics=["fid"], floor=False).refuse_unhonoured(MODALITIES.get("image").eval_options, "image runs")
 
 
 def test_eval_of_a_vae_adds_its_likelihood_bounds(cache, capsys):

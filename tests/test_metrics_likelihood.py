@@ -14,8 +14,8 @@ from aigc.metrics.likelihood import (
     likelihood_markdown,
     likelihood_report,
 )
-from aigc.models.base import build_model
 from aigc.models.vae_nets import Bernoulli, DiscretizedLogistic
+from aigc.run import build_model
 
 ALL_VALUES = torch.arange(256, dtype=torch.uint8).view(256, 1, 1, 1)
 

@@ -8,9 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from aigc.data.text import PAD, text_dataset
-from aigc.metrics import EVALUATORS
 from aigc.metrics.text import distinct_n, evaluate_text_run, length_gap, nll_per_char, novelty
-from aigc.models.base import build_model
+from aigc.run import build_model
 
 
 def test_distinct_n_counts_unique_character_ngrams():
@@ -57,4 +56,3 @@ def test_an_untrained_uniform_model_scores_log_vocab():
     assert scores["perplexity"] == pytest.approx(model.vocab_size)
     assert scores["samples"] == 20 and 0.0 <= scores["novelty"] <= 1.0
     assert {"distinct_1", "distinct_2", "distinct_3", "length_w1", "length_ks"} <= set(scores)
-    assert EVALUATORS["text"] is evaluate_text_run

@@ -4,9 +4,9 @@ import torch
 
 from aigc.config import model_config
 from aigc.errors import ConfigError
-from aigc.models import build_model
 from aigc.models.gan import GAN_LOSSES, gradient_penalty
 from aigc.models.gan_nets import dcgan_plan
+from aigc.run import build_model
 
 META = {"shape": [1, 28, 28], "num_classes": 10,
         "class_names": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",

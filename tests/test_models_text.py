@@ -14,8 +14,8 @@ from aigc.data.text import text_dataset
 from aigc.errors import ConfigError
 from aigc.metrics.text import nll_per_char
 from aigc.models.autoregressive import pick
-from aigc.models.base import build_model
 from aigc.models.rnn import Elman
+from aigc.run import build_model
 from aigc.train import train
 
 NAMES = ["emma", "olivia", "ava", "isabella", "sophia", "charlotte", "mia", "amelia", "harper", "evelyn",

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, UserError, closest, refuse_unknown_options
+from .errors import ConfigError, UserError, closest
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -57,7 +57,7 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
 def _train_config(args: argparse.Namespace):
     from .config import load_config
-    from .train.loop import read_run_config
+    from .run import read_run_config
 
     overrides = list(args.set or [])
     if args.steps is not None:
@@ -98,13 +98,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 130 if result.interrupted else 0
 
 
-SAMPLE_FLAGS = {"labels": "--label", "ema": "--no-ema", "top_k": "--top-k", "top_p": "--top-p",
-                "max_len": "--max-len", "drop_copies": "--drop-copies", "temperature": "--temperature",
-                "prompt": "--prompt"}
-
-
 def sample_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Only the options the user set, so each family receives what it understands."""
+    """The options the user set, by the names of the families' SampleOptions fields.
+
+    `aigc.load(run).sample()` checks them against the run's family, so a wrong one gets the same
+    one-line error here as through the Python API.
+    """
     opts: dict[str, Any] = {}
     if args.label:
         opts["labels"] = args.label
@@ -115,29 +114,36 @@ def sample_options(args: argparse.Namespace) -> dict[str, Any]:
             opts[key] = getattr(args, key)
     if args.drop_copies:
         opts["drop_copies"] = True
+    for item in args.option or []:
+        import yaml
+
+        key, eq, text = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"--option {item!r} is not KEY=VALUE", "e.g. --option temperature=0.8")
+        try:
+            opts[key.strip()] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            opts[key.strip()] = text
     return opts
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from .api import load
-    from .io import save_samples
+    from .plugins import MODALITIES
+    from .run import load
 
     if args.n <= 0:
         raise ConfigError(f"--n is {args.n}", "ask for at least one sample")
     loaded = load(args.run_dir, args.checkpoint)
-    opts = sample_options(args)
-    refuse_unknown_options(loaded.model.sample, opts, f"{loaded.config.model['name']} runs", SAMPLE_FLAGS)
-    fits = {"png": "image", "npz": "image", "txt": "text"}
-    if args.format and fits[args.format] != loaded.modality:
-        raise ConfigError(f"--format {args.format} does not fit a {loaded.modality} run",
-                          "use png or npz for images, txt for text")
+    modality = MODALITIES.get(loaded.modality)
+    opts = loaded.sample_options(**sample_options(args))  # a bad option is refused before any work
+    out = Path(args.out) if args.out else None
+    fmt = modality.format_for(out, args.format)
     samples = loaded.sample(args.n, seed=args.seed, **opts)
-    if loaded.modality == "image" or args.out:
-        default = Path(args.run_dir) / ("sample.npz" if args.format == "npz" else "sample.png")
-        path = save_samples(samples, Path(args.out) if args.out else default, fmt=args.format)
-        print(f"wrote {len(samples)} samples to {path}")
-    else:
-        print("\n".join(samples))
+    if modality.prints and out is None:
+        print(modality.to_text(samples))
+        return 0
+    path = modality.save(samples, out or Path(args.run_dir) / f"sample.{fmt}", fmt)
+    print(f"wrote {len(samples)} samples to {path}")
     return 0
 
 
@@ -215,11 +221,14 @@ def _add_data_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_data_prepare)
 
 
-def eval_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Only the options the user set, so each modality's evaluator receives what it understands."""
-    opts: dict[str, Any] = {}
+def eval_request(args: argparse.Namespace, out_dir: Path, echo: Any) -> Any:
+    """The EvalRequest for the flags given (checked here so a mistake costs no sampling)."""
+    from .metrics import EvalRequest
+
+    req = EvalRequest(n=args.n, seed=args.seed, split=args.split, checkpoint=args.checkpoint,
+                      out_dir=out_dir, echo=echo)
     if args.metrics:
-        opts["metrics"] = [m.strip() for m in ",".join(args.metrics).split(",") if m.strip()]
+        req.metrics = [m.strip() for m in ",".join(args.metrics).split(",") if m.strip()]
     if args.inception_weights:
         if not Path(args.inception_weights).is_file():
             raise ConfigError(f"--inception-weights {args.inception_weights} does not exist",
@@ -227,18 +236,18 @@ def eval_options(args: argparse.Namespace) -> dict[str, Any]:
         from .metrics.inception import check_weights_file
 
         check_weights_file(args.inception_weights)  # before sampling and the other metrics, not after
-        opts["inception_weights"] = args.inception_weights
+        req.inception_weights = args.inception_weights
     if args.no_floor:
-        opts["floor"] = False
+        req.floor = False
     if args.iwae_k:
         if min(args.iwae_k) < 1 or max(args.iwae_k) > 5000:
             raise ConfigError(f"--iwae-k {args.iwae_k}", "use importance sample counts from 1 to 5000")
-        opts["iwae_k"] = sorted({1, *args.iwae_k})
+        req.iwae_k = sorted({1, *args.iwae_k})
     if args.likelihood_n is not None:
         if args.likelihood_n < 1:
             raise ConfigError(f"--likelihood-n is {args.likelihood_n}", "use at least 1 test image")
-        opts["likelihood_n"] = args.likelihood_n
-    return opts
+        req.likelihood_n = args.likelihood_n
+    return req
 
 
 def _check_writable(folder: Path) -> None:
@@ -266,13 +275,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         out = Path(args.out) if args.out else Path(args.run_dir) / "eval.json"
     echo = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
-    common = {"n": args.n, "seed": args.seed, "out_dir": out.parent, "echo": echo}
     _check_writable(out.parent)  # folders are made when results are written: a typo leaves none behind
+    request = eval_request(args, out.parent, echo)
     if args.real is not None:
-        result = evaluate_real(args.real, **common, **eval_options(args))
+        result = evaluate_real(args.real, request)
     else:
-        result = evaluate_run(args.run_dir, checkpoint=args.checkpoint, split=args.split, **common,
-                              **eval_options(args))
+        result = evaluate_run(args.run_dir, request)
     atomic_write_text(out, json.dumps(result, indent=1) + "\n")
     print(format_result(result))
     print(f"wrote {out}")
@@ -306,7 +314,7 @@ def build_parser() -> Parser:
     s.add_argument("--seed", type=int, help="random seed (same seed, same samples)")
     s.add_argument("--label", action="append", help="class name or index (conditional models; repeat for several)")
     s.add_argument("--out", help="output file (.png grid, .npz arrays or .txt)")
-    s.add_argument("--format", choices=["png", "npz", "txt"], help="output format (default from --out's suffix)")
+    s.add_argument("--format", help="output format: png or npz for images, txt for text (default from --out's suffix)")
     s.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
     s.add_argument("--no-ema", action="store_true", help="sample the raw generator instead of its EMA")
     s.add_argument("--temperature", type=float, help="text: sharpen (<1) or flatten (>1) the choices; 0 is greedy")
@@ -316,6 +324,8 @@ def build_parser() -> Parser:
     s.add_argument("--max-len", type=int, help="text: at most this many new characters a sample")
     s.add_argument("--drop-copies", "--novel", action="store_true",
                    help="text: leave out samples that occur verbatim in the training lines")
+    s.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="any sample option of the run's family by name (plug-in families' options too)")
     s.set_defaults(func=cmd_sample)
 
     e = sub.add_parser("explore", help="pictures of a run's latent space: interpolations, traversals, "

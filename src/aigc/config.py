@@ -39,6 +39,9 @@ class DataConfig:
             raise ConfigError(f"data.test_fraction is {self.test_fraction}", "use a value in [0, 1)")
 
 
+SCHEDULES = ("constant", "cosine", "linear")
+
+
 @dataclass
 class TrainConfig:
     """The loop's settings; the maths of each step belongs to the model."""
@@ -60,13 +63,21 @@ class TrainConfig:
     precision: str = "fp32"           # fp32 | bf16: bf16 autocasts matmuls/convs (changes numerics)
     compile: bool = False             # torch.compile the model's networks (same maths, slow first steps)
     channels_last: bool = True        # conv weights/activations in NHWC layout: faster CPU convs (rounding only)
+    schedule: str = "constant"        # learning rate over the run: constant | cosine | linear (decay to min_lr)
+    warmup: int = 0                   # steps of linear warm-up from 0 to the rate (any schedule)
+    min_lr: float = 0.1               # where cosine/linear end, as a fraction of the rate
+    grad_clip: float = 0.0            # max global gradient norm per optimizer step (0: off)
 
     def check(self) -> None:
         _positive(self, "train", "steps", "batch_size", "log_every", "keep_last", "threads", "eval_n")
         _non_negative(self, "train", "sample_every", "ckpt_every", "eval_every", "max_rollbacks",
-                      "weight_decay")
+                      "weight_decay", "warmup", "grad_clip")
         if not self.lr > 0:
             raise ConfigError(f"train.lr is {self.lr}", "use a positive learning rate such as 2e-4")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"train.schedule is '{self.schedule}'", f"use {', '.join(SCHEDULES)}")
+        if not 0.0 < self.min_lr <= 1.0:
+            raise ConfigError(f"train.min_lr is {self.min_lr}", "use a fraction of train.lr in (0, 1], e.g. 0.1")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"train.precision is '{self.precision}'", "use fp32 or bf16")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
@@ -112,7 +123,7 @@ def _non_negative(obj: Any, section: str, *names: str) -> None:
 
 # ---------------------------------------------------------------- dict -> dataclass
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
+def coerce_value(value: Any, tp: Any, where: str) -> Any:
     """Check (and gently convert) one value against a type hint."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -124,7 +135,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             if a is type(None):
                 continue
             try:
-                return _coerce(value, a, where)
+                return coerce_value(value, a, where)
             except ConfigError as e:
                 errors.append(e)
         raise errors[0]
@@ -136,7 +147,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where} is {value!r}", "it must be a list, e.g. [1, 2]")
         (item,) = typing.get_args(tp)[:1] or (Any,)
-        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [coerce_value(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where} is {value!r}", "it must be a mapping of keys to values")
@@ -187,7 +198,7 @@ def from_dict(cls: type, data: Any, where: str = "config") -> Any:
             guess = closest(str(key), fields)
             hint = f"did you mean '{_join(where, guess)}'?" if guess else f"known keys: {', '.join(fields)}"
             raise ConfigError(f"unknown key '{_join(where, key)}'", hint)
-    kwargs = {k: _coerce(v, hints[k], _join(where, k)) for k, v in data.items()}
+    kwargs = {k: coerce_value(v, hints[k], _join(where, k)) for k, v in data.items()}
     return cls(**kwargs)
 
 
@@ -197,7 +208,7 @@ def _join(where: str, key: Any) -> str:
 
 def model_config(model: dict[str, Any]) -> Any:
     """The model section as its family's config dataclass (validated)."""
-    from .registry import MODELS
+    from .plugins import MODELS
 
     if not isinstance(model, dict) or "name" not in model:
         raise ConfigError("the model section has no 'name'", "add e.g. `model: {name: dcgan}`")
@@ -273,11 +284,36 @@ def set_override(data: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = value
 
 
+# Keys that moved between sections (old place -> new place); configs written before are upgraded on read.
+MOVED = {("model", "grad_clip"): ("train", "grad_clip"), ("model", "schedule"): ("train", "schedule"),
+         ("model", "warmup"): ("train", "warmup"), ("model", "min_lr"): ("train", "min_lr")}
+
+
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """Move keys an older aigc kept elsewhere (the text families' schedule and clipping were
+    model.* keys before they became train.* for every family); a value given in both places is
+    a conflict the user must settle."""
+    for (old_sec, key), (new_sec, new_key) in MOVED.items():
+        old = data.get(old_sec)
+        if not isinstance(old, dict) or key not in old:
+            continue
+        new = data.setdefault(new_sec, {})
+        if not isinstance(new, dict):
+            continue
+        value = old.pop(key)
+        if new_key in new and new[new_key] != value:
+            raise ConfigError(f"{old_sec}.{key} and {new_sec}.{new_key} are both set",
+                              f"keep only {new_sec}.{new_key} ({old_sec}.{key} is its old name)")
+        new[new_key] = value
+    return data
+
+
 def load_config(spec: str | dict[str, Any], overrides: list[str] | None = None) -> Config:
     """Recipe name, YAML path or dict, plus `a.b=c` overrides -> a checked Config."""
     data = copy.deepcopy(spec) if isinstance(spec, dict) else raw_config(spec)
     for item in overrides or []:
         set_override(data, item)
+    upgrade(data)
     cfg = from_dict(Config, data)
     cfg.check()
     return cfg

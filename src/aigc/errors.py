@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import difflib
-import inspect
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 
 class UserError(Exception):
@@ -49,17 +47,3 @@ def unknown(kind: str, name: str, choices: Iterable[str], cls: type[UserError] =
     guess = closest(name, choices)
     hint = f"did you mean '{guess}'?" if guess else f"choose one of: {', '.join(choices)}"
     return cls(f"unknown {kind} '{name}'", hint)
-
-
-def refuse_unknown_options(fn: Callable[..., Any], options: Iterable[str], what: str,
-                           flags: Mapping[str, str] | None = None) -> set[str]:
-    """Raise a ConfigError for an option `fn` does not take ("--top-k does not apply to dcgan runs").
-
-    Returns the keyword names fn accepts, so callers can pass it only those.
-    """
-    names = {p.name for p in inspect.signature(fn).parameters.values()
-             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    for key in options:
-        if key not in names:
-            raise ConfigError(f"{(flags or {}).get(key, key)} does not apply to {what}", "leave it out")
-    return names

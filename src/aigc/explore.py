@@ -1,8 +1,8 @@
 """Seeing inside a latent space: interpolations, traversals, reconstructions and nearest neighbours.
 
-Works through one small protocol, so GANs and VAEs are treated alike:
-  model.latent_dim, model.prior ("gaussian"), model.decode(z, labels) -> images in [0, 1];
-  models with an encoder add encode_images(x, labels) -> (mu, logvar) and reconstruct(x, labels).
+Works through the declared capabilities (aigc.models.capabilities), so GANs and VAEs are treated alike:
+  LatentSpace: latent_dim, prior ("gaussian"), decode(z, labels) -> images in [0, 1];
+  Encoder adds encode_images(x, labels) -> (mu, logvar) and reconstruct(x, labels).
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import torch
 
 from .errors import ConfigError
 from .files import atomic_write_text
-from .io import save_samples
 from .metrics.memorization import nearest_neighbours
+from .models.capabilities import Encoder, LatentSpace, is_conditional
 
 KINDS = ("interpolate", "traverse", "reconstruct", "neighbours")
 REPORT_HEADING = "## Latent space (aigc explore)"
@@ -41,7 +41,7 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 def _labels_for(model: Any, n: int) -> list[int] | None:
     """A conditional model's rows cycle through its classes; None for unconditional ones."""
-    if not getattr(model, "num_classes", 0):
+    if not is_conditional(model):
         return None
     return [i % model.num_classes for i in range(n)]
 
@@ -50,17 +50,13 @@ def _row_labels(labels: list[int] | None, per_row: int) -> list[int] | None:
     return None if labels is None else [y for y in labels for _ in range(per_row)]
 
 
-def _has_encoder(model: Any) -> bool:
-    return hasattr(model, "encode_images") and hasattr(model, "reconstruct")
-
-
 # ---------------------------------------------------------------- the pictures
 
 def interpolate_latents(model: Any, rows: int, steps: int, g: torch.Generator) -> torch.Tensor:
     """rows x steps images walking between pairs of random latents (spherically for Gaussian priors)."""
     a, b = torch.randn(rows, model.latent_dim, generator=g), torch.randn(rows, model.latent_dim, generator=g)
     t = torch.linspace(0, 1, steps)
-    path = slerp(a, b, t) if getattr(model, "prior", "gaussian") == "gaussian" else lerp(a, b, t)
+    path = slerp(a, b, t) if model.prior == "gaussian" else lerp(a, b, t)
     return model.decode(path.flatten(0, 1), _row_labels(_labels_for(model, rows), steps))
 
 
@@ -122,15 +118,16 @@ def explore(run_dir: str | Path, kinds: list[str] | None = None, *, checkpoint: 
     an encoder, i.e. a VAE). Real images come from the run's own data: the test split (the
     training split when there is none) for codes, the training split for neighbours.
     """
-    from .api import load
     from .data import load_dataset
+    from .plugins import MODALITIES
+    from .run import load
 
     loaded = load(run_dir, checkpoint)
     model = loaded.model
-    if model.modality != "image" or not hasattr(model, "decode"):
+    if not isinstance(model, LatentSpace) or not MODALITIES.get(model.modality).grids:
         raise ConfigError(f"aigc explore works on image models with a latent space; {run_dir} holds "
                           f"{loaded.config.model['name']}", "give a GAN or VAE run")
-    encoder = _has_encoder(model)
+    encoder = isinstance(model, Encoder)
     wanted = list(kinds) if kinds else [k for k in KINDS if encoder or k not in ("traverse", "reconstruct")]
     for k in wanted:
         if k not in KINDS:
@@ -150,12 +147,12 @@ def explore(run_dir: str | Path, kinds: list[str] | None = None, *, checkpoint: 
     if split is not None:
         idx = torch.randperm(len(split["x"]), generator=g)[:1000]  # enough for the KL ordering
         x = split["x"][idx]
-        y = split["y"][idx] if getattr(model, "num_classes", 0) and "y" in split else None
+        y = split["y"][idx] if is_conditional(model) and "y" in split else None
     written: dict[str, Path] = {}
     facts: dict[str, Any] = {"checkpoint": loaded.checkpoint.name, "seed": seed}
 
     def save(name: str, images: torch.Tensor, nrow: int, what: str) -> None:
-        written[what] = save_samples(images, out_dir / f"{name}.png", nrow=nrow)
+        written[what] = MODALITIES.get(model.modality).save(images, out_dir / f"{name}.png", "png", nrow=nrow)
         echo(f"wrote {written[what]}: {what}")
 
     if "interpolate" in wanted:

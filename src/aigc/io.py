@@ -1,16 +1,13 @@
-"""Writing samples to files: image grids (PNG), raw arrays (npz) and text (txt)."""
+"""Writing samples to files through their modality (PNG grids and npz for images, txt for text)."""
 from __future__ import annotations
 
 import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torchvision.utils import make_grid
-
-from .files import atomic_write, atomic_write_text
 
 
 def to_pil(images: torch.Tensor, nrow: int | None = None) -> Image.Image:
@@ -25,18 +22,8 @@ def to_pil(images: torch.Tensor, nrow: int | None = None) -> Image.Image:
     return Image.fromarray(arr)
 
 
-def save_samples(samples: Any, path: Path, fmt: str | None = None, nrow: int | None = None) -> Path:
-    """Images -> PNG grid (or npz of uint8 [N,H,W,C] with fmt='npz'); a list of strings -> text lines."""
-    path = Path(path)
-    if isinstance(samples, torch.Tensor):
-        if (fmt or path.suffix.lstrip(".")) == "npz":
-            arr = (samples.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+def save_samples(samples: Any, path: Path, modality: str, fmt: str | None = None, **layout: Any) -> Path:
+    """Save samples of `modality` (its registered name) as that modality does; returns the path written."""
+    from .plugins import MODALITIES
 
-            def write(p: Path) -> None:
-                with open(p, "wb") as f:
-                    np.savez_compressed(f, x=arr)
-
-            return atomic_write(path.with_suffix(".npz"), write)
-        return atomic_write(path.with_suffix(".png"), lambda p: to_pil(samples, nrow).save(p, format="PNG"))
-    text = "\n".join(str(s) for s in samples) + "\n"
-    return atomic_write_text(path.with_suffix(".txt"), text)
+    return MODALITIES.get(modality).save(samples, Path(path), fmt, **layout)

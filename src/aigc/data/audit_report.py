@@ -16,7 +16,6 @@ from .audit import SHOW, ImageData, audit_images, collect_images, item_names
 from .base import split_source
 from .text_audit import audit_text
 
-TEXT_SOURCES = ("names", "lines", "text")   # prefixes whose samples are strings
 THUMB = 56                                  # smallest thumbnail side in contact sheets
 SHEET_TITLES = {"exact_duplicates": "Exact duplicates", "near_duplicates": "Near-duplicates",
                 "cross_split": "Test images duplicating training images (train left)",
@@ -24,18 +23,30 @@ SHEET_TITLES = {"exact_duplicates": "Exact duplicates", "near_duplicates": "Near
 
 
 def run_audit(cfg: Any, out: Path, near: float = dedup.NEAR) -> dict[str, Any]:
-    """Audit the source named by cfg (a DataConfig), write the report files into out, return the report."""
+    """Audit the source named by cfg (a DataConfig) with its modality's audit; write report files into out."""
+    from ..plugins import DATA_SOURCES, MODALITIES
+
+    modality = DATA_SOURCES.info(split_source(cfg.source)[0]).get("modality", "image")
+    return MODALITIES.get(modality).audit(cfg, out, near)
+
+
+def run_text_audit(cfg: Any, out: Path, near: float = dedup.NEAR) -> dict[str, Any]:
+    """The text audit (characters, duplicates, leaks, lengths) of a text source."""
+    from .text import load_text_samples
+
+    out.mkdir(parents=True, exist_ok=True)
+    report = audit_text(load_text_samples(cfg), cfg.source)
+    _write(out, report, text_markdown(report))
+    return report
+
+
+def run_image_audit(cfg: Any, out: Path, near: float = dedup.NEAR) -> dict[str, Any]:
+    """The image audit (unreadable files, duplicates, leaks, outliers, contact sheets) of an image source."""
     prefix, arg = split_source(cfg.source)
     if prefix == "folder" and arg and out.resolve().is_relative_to(Path(arg).resolve()):
         raise DataError(f"report folder {out} lies inside the audited folder {arg}",
                         "its contact sheets would be audited next time; give --out elsewhere")
     out.mkdir(parents=True, exist_ok=True)
-    if prefix in TEXT_SOURCES:
-        from .text import load_text_samples
-
-        report = audit_text(load_text_samples(cfg), cfg.source)
-        _write(out, report, text_markdown(report))
-        return report
     data = collect_images(cfg)
     report, sheets = audit_images(data, near)
     report["sheets"] = write_sheets(data, sheets, out)

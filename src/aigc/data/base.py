@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 from ..errors import DataError
 from ..files import atomic_write, atomic_write_text
-from ..registry import DATA_SOURCES
+from ..plugins import DATA_SOURCES
 from ..tensorfile import read_tensors
 
 

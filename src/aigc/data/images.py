@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import re
 import struct
 import zipfile
 import zlib
@@ -15,28 +14,14 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError
-from ..registry import DATA_SOURCES
+from ..pixels import from_signed, label_key, to_signed  # noqa: F401
+from ..plugins import DATA_SOURCES
 from .base import Dataset, cached, file_stamp, fingerprint, random_split
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 MAX_BAD_SHARE = 0.10  # a folder with more unreadable files than this refuses to train
-
-
-def label_key(name: str) -> str:
-    """'Ankle boot', 'ankle-boot', 'T-shirt/top' -> comparable keys ('ankle-boot', 't-shirt-top')."""
-    return re.sub(r"[^0-9a-z]+", "-", name.lower()).strip("-")
-
-
-def to_signed(x: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1], on a whole batch at once."""
-    return x.float().mul_(2.0 / 255.0).sub_(1.0)
-
-
-def from_signed(x: torch.Tensor) -> torch.Tensor:
-    """float [-1, 1] -> float [0, 1], clamped."""
-    return x.add(1.0).mul_(0.5).clamp_(0.0, 1.0)
 
 
 # ---------------------------------------------------------------- shaping
@@ -195,19 +180,19 @@ def load_idx_dataset(cfg: Any, name: str, class_names: list[str] | None) -> Data
     return cached(key, build)
 
 
-@DATA_SOURCES.register("fashion-mnist")
+@DATA_SOURCES.register("fashion-mnist", modality="image")
 def fashion_mnist(cfg: Any, arg: str | None) -> Dataset:
     return load_idx_dataset(cfg, "fashion-mnist", FASHION_CLASSES)
 
 
-@DATA_SOURCES.register("mnist")
+@DATA_SOURCES.register("mnist", modality="image")
 def mnist(cfg: Any, arg: str | None) -> Dataset:
     return load_idx_dataset(cfg, "mnist", [str(i) for i in range(10)])
 
 
 # ---------------------------------------------------------------- scikit-learn digits
 
-@DATA_SOURCES.register("digits")
+@DATA_SOURCES.register("digits", modality="image")
 def digits(cfg: Any, arg: str | None) -> Dataset:
     from sklearn.datasets import load_digits
 
@@ -221,7 +206,7 @@ def digits(cfg: Any, arg: str | None) -> Dataset:
 
 # ---------------------------------------------------------------- npz arrays
 
-@DATA_SOURCES.register("npz")
+@DATA_SOURCES.register("npz", modality="image")
 def npz(cfg: Any, arg: str | None) -> Dataset:
     path = Path(arg or "")
     if not path.is_file():
@@ -354,7 +339,7 @@ def decode_folder(root: Path, cfg: Any, classes: list[str] | None = None,
     return tensors, classes, bad
 
 
-@DATA_SOURCES.register("folder")
+@DATA_SOURCES.register("folder", modality="image")
 def folder(cfg: Any, arg: str | None) -> Dataset:
     root = Path(arg or "")
     if not root.is_dir():

@@ -12,7 +12,7 @@ import torch
 
 from ..errors import DataError, UserError
 from ..files import atomic_write_text
-from ..registry import DATA_SOURCES
+from ..plugins import DATA_SOURCES
 from . import dedup as dd
 from .base import Dataset, load_dataset, load_splits, save_splits
 from .images import _finish
@@ -84,7 +84,7 @@ def drop_duplicates(splits: dict[str, dict[str, torch.Tensor]], near: float = dd
     return counts
 
 
-@DATA_SOURCES.register("prepared")
+@DATA_SOURCES.register("prepared", modality="image")
 def prepared(cfg: Any, arg: str | None) -> Dataset:
     """A folder written by `aigc data prepare`; data.image_size/channels, if set, still apply."""
     root = Path(arg or "")

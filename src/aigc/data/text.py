@@ -7,7 +7,6 @@ characters never seen in training map to `<unk>`.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -16,87 +15,22 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..registry import DATA_SOURCES
+from ..plugins import DATA_SOURCES
+from ..vocab import (  # noqa: F401
+    BOS,
+    EOS,
+    PAD,
+    SPECIALS,
+    UNK,
+    Vocab,
+    decode_rows,
+    line_hash,
+    pack_hashes,
+    unpack_hashes,
+)
 from .base import Dataset, split_source
 
-PAD, BOS, UNK = 0, 1, 2
-EOS = BOS  # one token starts and ends a line
-SPECIALS = ["<pad>", "<s>", "<unk>"]
 MAX_HASHED = 2_000_000  # lines kept (as 8-byte hashes) for dropping verbatim copies at sampling time
-
-
-class Vocab:
-    """Characters <-> ids; ids 0..2 are the special tokens, characters start at 3."""
-
-    def __init__(self, chars: list[str]):
-        self.chars = list(chars)
-        self.index = {c: i + len(SPECIALS) for i, c in enumerate(self.chars)}
-        self._points = np.array([ord(c) for c in self.chars], dtype=np.int64)
-        if len(self._points) and np.any(np.diff(self._points) <= 0):
-            order = np.argsort(self._points)
-            self._points, self._ids = self._points[order], order + len(SPECIALS)
-        else:
-            self._ids = np.arange(len(self.chars)) + len(SPECIALS)
-
-    @classmethod
-    def build(cls, texts: list[str]) -> Vocab:
-        chars: set[str] = set()
-        for t in texts:
-            chars.update(t)
-        return cls(sorted(chars))
-
-    @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> Vocab:
-        return cls(list(meta["vocab"]))
-
-    def __len__(self) -> int:
-        return len(SPECIALS) + len(self.chars)
-
-    def encode(self, text: str) -> list[int]:
-        return [self.index.get(c, UNK) for c in text]
-
-    def encode_array(self, text: str) -> np.ndarray:
-        """Fast encoding of a long string (code points looked up by binary search)."""
-        points = np.frombuffer(text.encode("utf-32-le"), dtype="<u4").astype(np.int64)
-        if not len(self._points):
-            return np.full(len(points), UNK, dtype=np.int64)
-        pos = np.clip(np.searchsorted(self._points, points), 0, len(self._points) - 1)
-        return np.where(self._points[pos] == points, self._ids[pos], UNK).astype(np.int64)
-
-    def decode(self, ids: Any) -> str:
-        """Ids -> text; `<pad>` and `<s>` vanish, `<unk>` shows as U+FFFD."""
-        n = len(SPECIALS)
-        out = []
-        for i in ids:
-            i = int(i)
-            if i >= n:
-                out.append(self.chars[i - n])
-            elif i == UNK:
-                out.append("\ufffd")
-        return "".join(out)
-
-
-def decode_rows(ids: torch.Tensor, vocab: Vocab, kind: str, skip: int = 0) -> list[str]:
-    """Rows of ids (after `skip` leading ids) back to strings, cut at the end token for `lines` data."""
-    out = []
-    for row in ids[:, skip:].tolist():
-        if kind == "lines" and EOS in row:
-            row = row[:row.index(EOS)]
-        out.append(vocab.decode(row))
-    return out
-
-
-def line_hash(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
-
-
-def pack_hashes(lines: list[str]) -> str:
-    arr = np.unique(np.array([line_hash(s) for s in lines], dtype=np.uint64))
-    return base64.b64encode(arr.astype("<u8").tobytes()).decode("ascii")
-
-
-def unpack_hashes(blob: str) -> set[int]:
-    return {int(h) for h in np.frombuffer(base64.b64decode(blob), dtype="<u8")}
 
 
 def _digest(items: list[str]) -> str:
@@ -253,7 +187,7 @@ def _load(cfg: Any, name: str, kind: str, rule: str) -> Dataset:
     return ds
 
 
-@DATA_SOURCES.register("names")
+@DATA_SOURCES.register("names", modality="text")
 def names_source(cfg: Any, arg: str | None) -> Dataset:
     """US census first and last names from the `names` package, lower-cased, each once."""
     if arg:
@@ -261,13 +195,13 @@ def names_source(cfg: Any, arg: str | None) -> Dataset:
     return _load(cfg, "names", "lines", SHUFFLED)
 
 
-@DATA_SOURCES.register("lines")
+@DATA_SOURCES.register("lines", modality="text")
 def lines_source(cfg: Any, arg: str | None) -> Dataset:
     """Each non-empty line of a UTF-8 file is one sample, ended by the end token."""
     return _load(cfg, f"lines:{arg}", "lines", SHUFFLED)
 
 
-@DATA_SOURCES.register("text")
+@DATA_SOURCES.register("text", modality="text")
 def text_source(cfg: Any, arg: str | None) -> Dataset:
     """One continuous UTF-8 text cut into windows of data.block_size characters."""
     return _load(cfg, f"text:{arg}", "text", CONTIGUOUS)

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..data.base import Dataset, cache_dir
+from ..plugins import missing
 from ..registry import Registry
 from . import image as M
 from .features import Features, data_fingerprint
@@ -41,7 +42,7 @@ class Section:
 
 
 SectionFn = Callable[["ImageEvalContext"], "Section | None"]
-IMAGE_SECTIONS = Registry("metric")  # `--metrics` names -> section functions, run in registration order
+IMAGE_SECTIONS = Registry("metric", missing=missing)  # `--metrics` names -> section functions, run in registration order
 
 
 def image_section(name: str) -> Callable[[SectionFn], SectionFn]:

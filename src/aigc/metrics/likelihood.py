@@ -1,8 +1,8 @@
 """Test-set likelihoods of latent-variable models: ELBO and IWAE bounds, nats/image and bits/dim.
 
-A model takes part by setting `has_likelihood = True` and providing `target(x_uint8, generator)`,
+A model takes part by declaring aigc.models.capabilities.LatentLikelihood: `target(x_uint8, generator)`,
 `log_weights(target, y, k, chunk=, generator=)` (log p(x, z) - log q(z|x) for k draws, [B, k]),
-`dims`, `lik.bins` and `num_classes` (see aigc.models.vae).
+`dims`, `binary` and `likelihood_name`; a Conditional one is given the items' labels.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from ..models.capabilities import LatentLikelihood, is_conditional
 from .image_eval import ImageEvalContext, Section, image_section
 
 TEST_BINARIZATION_SEED = 0  # binarized test sets: torch.bernoulli(x / 255) under Generator(seed 0)
@@ -34,7 +35,7 @@ DEFAULT_EVAL_N = 1000         # held-out images for those bounds (--likelihood-n
 
 def has_likelihood(model: Any) -> bool:
     """Whether `aigc eval` can report ELBO / IWAE for this model."""
-    return bool(getattr(model, "has_likelihood", False))
+    return isinstance(model, LatentLikelihood)
 
 
 def bits_per_dim(nats_per_image: float, dims: int) -> float:
@@ -81,10 +82,10 @@ def likelihood_report(model: Any, test_x: torch.Tensor, test_y: torch.Tensor | N
         raise ConfigError("the test split is empty", "use data with a test split")
     was_training = model.training
     model.eval()
-    binary = model.lik.bins == 2
+    binary = model.binary
     target = model.target(test_x[:n], torch.Generator().manual_seed(TEST_BINARIZATION_SEED))
-    y = test_y[:n] if (test_y is not None and getattr(model, "num_classes", 0)) else None
-    if getattr(model, "num_classes", 0) and y is None:
+    y = test_y[:n] if (test_y is not None and is_conditional(model)) else None
+    if is_conditional(model) and y is None:
         raise ConfigError("a conditional VAE's likelihood needs the test labels", "pass test_y")
     g = torch.Generator().manual_seed(seed)
     per_k: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
@@ -105,7 +106,7 @@ def likelihood_report(model: Any, test_x: torch.Tensor, test_y: torch.Tensor | N
         se = float(nll.std() / math.sqrt(n)) if n > 1 else float("nan")
         rows.append({"k": k, "bound": "ELBO" if k == 1 else f"IWAE k={k}", "nll_nats": mean, "stderr_nats": se,
                      "bits_per_dim": bits_per_dim(mean, model.dims)})
-    report = {"likelihood": "bernoulli (binarized)" if binary else "discretized logistic (8-bit)",
+    report = {"likelihood": model.likelihood_name,
               "test_images": n, "dims": int(model.dims), "rows": rows, "seconds": round(seconds, 1),
               "draws_per_image": ks[-1], "seed": seed}
     if binary:

@@ -14,28 +14,21 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..data.text import BOS, EOS, PAD, UNK, Vocab, decode_rows, line_hash, unpack_hashes
 from ..errors import ConfigError
-from .base import GenerativeModel
+from ..vocab import BOS, EOS, PAD, UNK, Vocab, decode_rows, line_hash, unpack_hashes
+from .base import GenerativeModel, SampleOptions
+from .capabilities import ExactLikelihood, SequenceSampler
 
 MAX_ROUNDS = 20  # sampling rounds when dropping verbatim copies of training lines
 
 
 @dataclass
 class TextModelConfig:
-    dropout: float = 0.0
-    grad_clip: float = 1.0           # max global gradient norm (0: off)
-    schedule: str = "constant"       # constant | cosine (decays to min_lr x the rate over train.steps)
-    warmup: int = 0                  # steps of linear warm-up
-    min_lr: float = 0.1              # cosine floor, as a fraction of train.lr
+    dropout: float = 0.0             # (schedule, warm-up and clipping are train.* keys, for every family)
 
     def check(self) -> None:
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout is {self.dropout}", "use a value in [0, 1), e.g. 0.1")
-        if self.schedule not in ("constant", "cosine"):
-            raise ConfigError(f"model.schedule is '{self.schedule}'", "use constant or cosine")
-        if self.grad_clip < 0 or self.warmup < 0 or not 0.0 < self.min_lr <= 1.0:
-            raise ConfigError("model.grad_clip and warmup must be >= 0 and min_lr in (0, 1]", "fix the model section")
 
 
 def pick(logits: torch.Tensor, generator: torch.Generator | None = None, temperature: float = 1.0,
@@ -75,10 +68,25 @@ def check_sampling(temperature: float, top_k: int | None, top_p: float | None, m
         raise ConfigError(f"max length is {max_len}", "ask for at least one character")
 
 
-class CharLM(GenerativeModel):
+@dataclass
+class TextSampleOptions(SampleOptions):
+    temperature: float = 1.0       # sharpen (< 1) or flatten (> 1) the choices; 0 is greedy
+    top_k: int | None = None       # choose only among the k likeliest tokens
+    top_p: float | None = None     # choose only among the likeliest tokens holding this mass
+    prompt: str = ""               # every sample starts with this text
+    max_len: int | None = None     # at most this many new tokens a sample
+    drop_copies: bool = False      # leave out samples that occur verbatim in the training lines
+    cache: bool = True             # reuse past keys/values or hidden states (same tokens, faster)
+
+    def check(self) -> None:
+        check_sampling(self.temperature, self.top_k, self.top_p, self.max_len)
+
+
+class CharLM(GenerativeModel, ExactLikelihood, SequenceSampler):
     """Next-character prediction over the rows built by aigc.data.text."""
 
     modality = "text"
+    SampleOptions = TextSampleOptions
     max_context: int | None = None   # tokens a forward pass can see (None: unbounded, e.g. an RNN)
 
     def __init__(self, cfg: Any, meta: dict[str, Any]):
@@ -87,7 +95,6 @@ class CharLM(GenerativeModel):
         self.vocab_size = len(self.vocab)
         self.block_size = int(meta["block_size"])
         self.kind = meta.get("kind", "lines")
-        self._total_steps = 1
         self._copies: set[int] | None = None
 
     # ------------------------------------------------------------ the family's part
@@ -102,20 +109,10 @@ class CharLM(GenerativeModel):
     # ------------------------------------------------------------ training
 
     def configure_optimizers(self, train: Any) -> dict[str, torch.optim.Optimizer]:
-        self._total_steps = train.steps
         params = [p for p in self.parameters() if p.requires_grad]
         groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": train.weight_decay},
                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
         return {"model": torch.optim.AdamW(groups, lr=train.lr, betas=tuple(train.betas))}
-
-    def lr_factor(self, step: int) -> float:
-        c = self.cfg
-        f = min(1.0, (step + 1) / c.warmup) if c.warmup else 1.0
-        if c.schedule == "cosine":
-            span = max(1, self._total_steps - c.warmup)
-            progress = min(1.0, max(0.0, (step - c.warmup) / span))
-            f *= c.min_lr + (1.0 - c.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
-        return f
 
     def _inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets, trimmed to the longest row in the batch (padding costs nothing)."""
@@ -129,18 +126,8 @@ class CharLM(GenerativeModel):
         loss = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=PAD)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.parameters(), self.cfg.grad_clip)
-        # The groups keep the trainer's rate (which a rollback may lower); the schedule scales it for
-        # this one update only, so it is a pure function of the step and resumes exactly.
-        nominal = [g["lr"] for g in opt.param_groups]
-        factor = self.lr_factor(step)
-        for g in opt.param_groups:
-            g["lr"] *= factor
         opt.step()
-        for g, lr in zip(opt.param_groups, nominal, strict=True):
-            g["lr"] = lr
-        return {"loss": loss.detach(), "lr": torch.tensor(nominal[0] * factor)}
+        return {"loss": loss.detach()}
 
     def log_likelihood(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """log p(row) in nats per row (every non-pad target, the end token included)."""
@@ -159,9 +146,8 @@ class CharLM(GenerativeModel):
 
         A model with a bounded context conditions on the tokens since `start`; when they outgrow the
         context, `start` jumps so that the newest half is kept (and a cache is rebuilt from there).
+        Runs in the mode the caller set (eval for sampling): it never flips it, so threads may share a model.
         """
-        was_training = self.training
-        self.eval()
         tokens = torch.tensor([prefix] * n, dtype=torch.int64).view(n, len(prefix))
         banned = [PAD, UNK] + ([BOS] if self.kind != "lines" else [])
         done = torch.zeros(n, dtype=torch.bool)
@@ -184,7 +170,6 @@ class CharLM(GenerativeModel):
                 done |= nxt == EOS
                 if bool(done.all()):
                     break
-        self.train(was_training)
         return tokens
 
     def decode_rows(self, tokens: torch.Tensor, skip: int) -> list[str]:

@@ -1,23 +1,42 @@
-"""The small protocol between a model family and the trainer (see DESIGN.md)."""
+"""The small protocol between a model family and the trainer (see docs/ARCHITECTURE.md)."""
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError, unknown
+from ..errors import ConfigError, closest
+
+
+@dataclass
+class SampleOptions:
+    """A family's sample options (subclass it); `aigc.load(run).sample(...)`, the CLI and the service
+    validate a caller's options against it once, so each says the same thing about a bad one."""
+
+    def check(self) -> None:
+        """Refuse impossible values (ConfigError); types are checked before this is called."""
+
+
+@dataclass
+class NoSampleOptions(SampleOptions):
+    pass
 
 
 class GenerativeModel(nn.Module):
     """A family owns its maths; the trainer owns the loop.
 
-    Subclasses set `modality` and `Config` (a dataclass) and are built as `cls(cfg, meta)`, where
-    `meta` holds the JSON-able facts about the data (shape, class names, vocabulary).
+    Subclasses set `modality` (a registered modality's name), `Config` (a dataclass of the model
+    section) and `SampleOptions`, and are built as `cls(cfg, meta)`, where `meta` holds the
+    JSON-able facts about the data (shape, class names, vocabulary). Optional abilities are
+    declared by inheriting the classes in aigc.models.capabilities.
     """
 
     modality: ClassVar[str] = "image"
     Config: ClassVar[type]
+    SampleOptions: ClassVar[type[SampleOptions]] = NoSampleOptions
 
     def __init__(self, cfg: Any, meta: dict[str, Any]):
         super().__init__()
@@ -29,69 +48,63 @@ class GenerativeModel(nn.Module):
 
     def training_step(self, batch: dict[str, torch.Tensor], opts: dict[str, torch.optim.Optimizer],
                       step: int) -> dict[str, torch.Tensor]:
-        """One update (does its own backward and optimizer steps); returns detached scalars to log."""
+        """One update (does its own backward and optimizer steps); returns detached scalars to log.
+
+        Learning-rate schedules, gradient clipping, EMA and autocast are the trainer's: it applies
+        them around each `opt.step()` this calls, for every family alike.
+        """
         raise NotImplementedError
 
     @torch.no_grad()
-    def sample(self, n: int, *, labels: Any = None, generator: torch.Generator | None = None) -> Any:
+    def sample(self, n: int, *, generator: torch.Generator | None = None, **options: Any) -> Any:
+        """n samples in the modality's in-memory form; options are the fields of `SampleOptions`.
+
+        Must not change the module's train/eval mode (callers set it once), so that several threads
+        can sample from one model at the same time.
+        """
         raise NotImplementedError
 
-    def log_likelihood(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} has no likelihood")
+    def ema_modules(self) -> dict[str, float]:
+        """{attribute: decay} of the networks the trainer keeps an exponential moving average of."""
+        return {}
 
-    # ------------------------------------------------------------ shared helpers
+    def averaged(self, name: str) -> nn.Module:
+        """The EMA copy of network `name` when the run keeps one, else the network itself."""
+        ema = self._modules.get(ema_key(name))
+        return ema.shadow if ema is not None else getattr(self, name)
 
-    def conditional_classes(self) -> int:
-        """How many labels a conditional model is built for (0 when unconditional); refuses unlabelled data."""
-        if not getattr(self.cfg, "conditional", False):
-            return 0
-        k = int(self.meta.get("num_classes") or 0)
-        if not k:
-            raise ConfigError("model.conditional is true but the data has no labels",
-                              "use labelled data (sub-folders or y) or set model.conditional=false")
-        return k
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.meta.get("class_names") or [])
-
-    def resolve_labels(self, labels: Any, n: int) -> torch.Tensor | None:
-        """None, an int, a class name, or a list of them -> int64 [n] (None when unconditional)."""
-        if not getattr(self.cfg, "conditional", False):
-            if labels is not None:
-                raise ConfigError(f"{type(self).__name__} was not trained with labels",
-                                  "train a conditional recipe (e.g. fashion-cgan) to sample by label")
-            return None
-        k = len(self.class_names)
-        if labels is None:
-            return torch.arange(n) % k
-        items = labels if isinstance(labels, (list, tuple)) else [labels]
-        ids = [self._label_id(x) for x in items]
-        return torch.tensor([ids[i % len(ids)] for i in range(n)], dtype=torch.int64)
-
-    def _label_id(self, label: Any) -> int:
-        from ..data.images import label_key
-
-        names = self.class_names
-        if isinstance(label, int) or (isinstance(label, str) and label.isdigit() and label not in names):
-            i = int(label)
-            if not 0 <= i < len(names):
-                raise ConfigError(f"label {i} is out of range", f"use 0..{len(names) - 1} or a name")
-            return i
-        keys = [label_key(s) for s in names]
-        key = label_key(str(label))
-        if key in keys:
-            return keys.index(key)
-        raise unknown("label", str(label), names)
+    def describe(self) -> dict[str, Any]:
+        """Family facts for the run report (e.g. a GAN's loss)."""
+        return {}
 
 
-def build_model(model_section: dict[str, Any], meta: dict[str, Any]) -> GenerativeModel:
-    """Config section `{name: ..., **params}` + data facts -> a model (through the registry)."""
-    from ..config import model_config
-    from ..registry import MODELS
+def ema_key(name: str) -> str:
+    """Where the EMA copy of network `name` lives in the model (and in its checkpoint keys)."""
+    return f"{name.lower()}_ema"
 
-    cls = MODELS.get(str(model_section["name"]))
-    return cls(model_config(model_section), meta)
+
+def parse_sample_options(cls: type[SampleOptions], options: dict[str, Any], what: str) -> SampleOptions:
+    """Options given by name -> the family's dataclass, or one ConfigError naming the option and the fix."""
+    from ..config import coerce_value
+
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = _hints(cls)
+    for key in options:
+        if key not in fields:
+            guess = closest(str(key), fields)
+            hint = (f"did you mean '{guess}'?" if guess else
+                    f"its options: {', '.join(fields)}" if fields else "it takes no options")
+            raise ConfigError(f"sample option '{key}' does not apply to {what}", hint)
+    kwargs = {k: coerce_value(v, hints[k], f"sample option '{k}'") for k, v in options.items()}
+    opts = cls(**kwargs)
+    opts.check()
+    return opts
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(cls)
 
 
 def count_parameters(module: nn.Module) -> int:

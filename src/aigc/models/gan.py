@@ -7,11 +7,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..data.images import from_signed, to_signed
 from ..errors import ConfigError
-from ..registry import GAN_LOSSES, MODELS
-from .base import GenerativeModel
-from .ema import EMA
+from ..pixels import from_signed, to_signed
+from ..plugins import GAN_LOSSES, MODELS
+from .base import GenerativeModel, SampleOptions
+from .capabilities import Conditional, LatentSpace
 from .gan_nets import DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator
 
 # ---------------------------------------------------------------- losses
@@ -111,10 +111,17 @@ class DCGANConfig(GANConfig):
     channels: int = 32             # width of the first D / last G conv; doubles per resolution step
 
 
-class GAN(GenerativeModel):
+@dataclass
+class GANSampleOptions(SampleOptions):
+    labels: Any = None             # class names or indices, cycled over the samples (conditional models)
+    ema: bool = True               # sample the generator's moving average (False: the raw generator)
+
+
+class GAN(GenerativeModel, LatentSpace, Conditional):
     """Alternating updates: one D step per training step, one G step every n_critic steps."""
 
     modality = "image"
+    SampleOptions = GANSampleOptions
     sample_chunk = 1024  # images per generator call when sampling (bounds memory; see DCGAN)
 
     def __init__(self, cfg: GANConfig, meta: dict[str, Any]):
@@ -123,7 +130,12 @@ class GAN(GenerativeModel):
         self.num_classes = self.conditional_classes()
         self.G, self.D = self.build_nets(cfg)
         self.loss = GAN_LOSSES.get(cfg.loss)()
-        self.g_ema = EMA(self.G, cfg.ema) if cfg.ema > 0 else None
+
+    def ema_modules(self) -> dict[str, float]:
+        return {"G": self.cfg.ema} if self.cfg.ema > 0 else {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"loss": self.cfg.loss}
 
     def build_nets(self, cfg):
         raise NotImplementedError
@@ -163,8 +175,6 @@ class GAN(GenerativeModel):
             g_loss.backward()
             opts["g"].step()
             self.D.requires_grad_(True)
-            if self.g_ema is not None:
-                self.g_ema.update(self.G, step // self.cfg.n_critic)
             logs["g_loss"] = g_loss.detach()
         return logs
 
@@ -183,20 +193,17 @@ class GAN(GenerativeModel):
         return self.cfg.z_dim
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, labels: Any = None, ema: bool = True) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, labels: Any = None, ema: bool = True) -> torch.Tensor:  # type: ignore[override]
         """Given latents [n, z_dim] -> images [n, C, H, W] in [0, 1], through the generator `sample` uses."""
         return self._decode_chunks(z.split(self.sample_chunk), self.resolve_labels(labels, len(z)), ema)
 
     def _decode_chunks(self, chunks: Any, y: torch.Tensor | None, ema: bool) -> torch.Tensor:
         """Latent chunks (drawn lazily, so sampling consumes the generator chunk by chunk) -> images."""
-        net = self.g_ema.shadow if (ema and self.g_ema is not None) else self.G
-        was_training = net.training
-        net.eval()
+        net = self.averaged("G") if ema else self.G  # in the mode the caller set: sampling never flips it
         out, start = [], 0
         for z in chunks:
             out.append(from_signed(net(z, None if y is None else y[start:start + len(z)])))
             start += len(z)
-        net.train(was_training)
         return torch.cat(out) if out else torch.empty(0, *self.shape)
 
 

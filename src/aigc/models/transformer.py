@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import MODELS
+from ..plugins import MODELS
 from .autoregressive import CharLM, TextModelConfig
 
 

@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 import torch
 
 from ..errors import ConfigError
-from ..registry import MODELS
-from .base import GenerativeModel
+from ..plugins import MODELS
+from .base import GenerativeModel, SampleOptions
+from .capabilities import Conditional, Encoder, LatentLikelihood
 from .vae_nets import PIXEL_LIKELIHOODS, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -65,11 +66,16 @@ class CVAEConfig(ArchVAEConfig):
     conditional: bool = True
 
 
-class VAE(GenerativeModel):
+@dataclass
+class VAESampleOptions(SampleOptions):
+    labels: Any = None             # class names or indices, cycled over the samples (conditional VAEs)
+
+
+class VAE(GenerativeModel, Encoder, LatentLikelihood, Conditional):
     """Encoder, decoder and a pixel likelihood; `training_step` maximises the (beta-weighted) ELBO."""
 
     modality = "image"
-    has_likelihood: ClassVar[bool] = True  # aigc eval reports ELBO / IWAE through metrics.likelihood
+    SampleOptions = VAESampleOptions
     prior: ClassVar[str] = "gaussian"      # N(0, I): explore interpolates random latents spherically
     arch: ClassVar[str] = "mlp"
 
@@ -95,6 +101,14 @@ class VAE(GenerativeModel):
     def dims(self) -> int:
         """Pixel values per image (C*H*W), for bits per dimension."""
         return math.prod(self.shape)
+
+    @property
+    def binary(self) -> bool:
+        return self.lik.bins == 2
+
+    @property
+    def likelihood_name(self) -> str:
+        return "bernoulli (binarized)" if self.binary else "discretized logistic (8-bit)"
 
     # ------------------------------------------------------------ the maths
 
@@ -210,11 +224,8 @@ class VAE(GenerativeModel):
         return self.decode(mu, self._labels(labels, len(x)))
 
     @torch.no_grad()
-    def sample(self, n: int, *, labels: Any = None, generator: torch.Generator | None = None,
-               ema: bool = True) -> torch.Tensor:
+    def sample(self, n: int, *, labels: Any = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images as float [n, C, H, W] in [0, 1]: decoder means at z ~ N(0, I) (not pixel draws)."""
-        if not ema:
-            raise ConfigError("a VAE keeps no EMA copy of its weights", "drop --no-ema (it applies to GANs)")
         y = self.resolve_labels(labels, n)
         return self.decode(torch.randn(n, self.cfg.z_dim, generator=generator), y)
 

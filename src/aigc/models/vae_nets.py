@@ -8,10 +8,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.images import to_signed
+from ..plugins import missing
 from ..registry import Registry
 from .gan_nets import LabelEmbedding, dcgan_plan
 
-PIXEL_LIKELIHOODS = Registry("pixel likelihood")  # name -> PixelLikelihood subclass
+PIXEL_LIKELIHOODS = Registry("pixel likelihood", missing=missing)  # name -> PixelLikelihood subclass
 
 
 class PixelLikelihood:

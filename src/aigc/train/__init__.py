@@ -1,5 +1,18 @@
-"""The generic training loop, checkpoints and run directories."""
-from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
-from .loop import Trainer, train
+"""Training: the generic loop (loop.py), EMA (ema.py), schedules and clipping (schedule.py).
 
-__all__ = ["Trainer", "find_checkpoint", "load_checkpoint", "save_checkpoint", "train"]
+The loop is imported on first use, so that importing aigc.train.ema (as loading a run does) does
+not pull in the trainer.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Trainer", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from . import loop
+
+        return getattr(loop, name)
+    raise AttributeError(name)

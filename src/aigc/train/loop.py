@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from tqdm import tqdm
 
-from ..config import Config, from_dict
+from ..config import Config
 from ..data import Dataset, load_dataset
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..files import atomic_write_text
-from ..io import save_samples
-from ..models.base import GenerativeModel, build_model, count_parameters
+from ..models.base import GenerativeModel, count_parameters
+from ..plugins import MODALITIES
+from ..run import build_model, read_run_config
 from .checkpoint import (
     clean_partial,
     find_checkpoint,
@@ -31,7 +31,9 @@ from .checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from .ema import EMAUpdates
 from .report import plot_curves, read_metrics, write_report
+from .schedule import StepHooks
 
 SAMPLE_SEED_OFFSET = 12345  # fixed noise for progress grids, independent of the training RNG
 Evaluator = Callable[[GenerativeModel, Dataset], dict[str, float]]
@@ -93,19 +95,6 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def read_run_config(run_dir: Path) -> Config:
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)", "give the folder `aigc train` wrote")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}", "restore the run's config.yaml") from None
-    cfg = from_dict(Config, data)
-    cfg.check()
-    return cfg
-
-
 def compile_networks(model: torch.nn.Module) -> None:
     """torch.compile each network the model holds, in place: weights and state_dict keys stay the same."""
     for child in model.children():
@@ -126,10 +115,15 @@ class Trainer:
         if self.model.modality != self.data.modality:
             raise ConfigError(f"model {cfg.model['name']} makes {self.model.modality} but {cfg.data.source} "
                               f"holds {self.data.modality}", "pick a model for this kind of data")
+        self.modality = MODALITIES.get(self.model.modality)
+        params = next(self.model.parameters(), None)
+        self.device = params.device if params is not None else torch.device("cpu")
         if cfg.train.channels_last:  # only 4-D (conv) tensors change layout; oneDNN convs run faster in NHWC
             self.model.to(memory_format=torch.channels_last)
         self.opts = self.model.configure_optimizers(cfg.train)
         self.base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.opts.items()}
+        self.hooks = StepHooks(self.model, self.opts, cfg.train)   # schedule and clipping, every family
+        self.ema = EMAUpdates(self.model, self.opts)                 # the averages the family names
         if cfg.train.compile:
             compile_networks(self.model)
         self.order = BatchOrder(len(self.data), cfg.train.batch_size, cfg.seed)
@@ -172,6 +166,7 @@ class Trainer:
         self.rollbacks = state.get("rollbacks", 0)
         self.best = state.get("best")
         self.elapsed = state.get("elapsed", 0.0)
+        self.ema.restore(state.get("ema_updates"), self.opts)
 
     def _apply_lr_scale(self) -> None:
         """Each optimizer's rate = the configured rate x the scale left by rollbacks."""
@@ -181,7 +176,7 @@ class Trainer:
 
     def _state(self) -> dict[str, Any]:
         return {"lr_scale": self.lr_scale, "rollbacks": self.rollbacks, "best": self.best,
-                "elapsed": self.elapsed, "data_order": {"seed": self.cfg.seed, "batch": self.order.batch},
+                "elapsed": self.elapsed, "ema_updates": dict(self.ema.counts), "data_order": {"seed": self.cfg.seed, "batch": self.order.batch},
                 "torch": torch.__version__}
 
     def save(self) -> Path:
@@ -263,8 +258,11 @@ class Trainer:
         """
         idx = self.order.indices(self.step)
         batch = {k: v[idx] for k, v in self.data.train.items()}
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16"):
+        self.hooks.step = self.step
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16"):
             logs = self.model.training_step(batch, self.opts, self.step)
+        if logs is not None and self.hooks.active:
+            logs["lr"] = torch.tensor(self.base_lrs[next(iter(self.opts))][0] * self.lr_scale * self.hooks.factor())
         if logs and not torch.isfinite(torch.stack([v.float() for v in logs.values()])).all():
             self._roll_back(logs)
             return None
@@ -299,16 +297,14 @@ class Trainer:
         self.echo(f"warning: {bad} not finite at step {self.step + 1}; rolled back to {ckpt.name}, "
                   f"learning rate x{self.lr_scale:g} ({self.rollbacks}/{self.cfg.train.max_rollbacks})")
 
-    def _progress_samples(self, fixed: torch.Generator, tb) -> None:
+    def _progress_samples(self, fixed: torch.Generator, tb) -> Path:
         state = fixed.get_state()
+        self.model.eval()  # the trainer sets the mode; sampling never flips it
         samples = self.model.sample(64, generator=fixed)
-        fixed.set_state(state)  # the same noise every time, so grids show progress, not luck
-        path = save_samples(samples, self.run_dir / "samples" / f"step-{self.step:08d}")
-        if isinstance(samples, torch.Tensor):
-            tb.add_images("samples", samples[:64], self.step)
-        else:
-            tb.add_text("samples", "\n\n".join(samples[:16]), self.step)
         self.model.train()
+        fixed.set_state(state)  # the same noise every time, so grids show progress, not luck
+        path = self.modality.save(samples, self.run_dir / "samples" / f"step-{self.step:08d}")
+        self.modality.log_samples(tb, samples, self.step)
         return path
 
     def _evaluate(self, log, tb) -> None:
@@ -328,7 +324,7 @@ class Trainer:
     def finish(self, fixed: torch.Generator) -> None:
         """samples.png (or .txt), curves.png and report.md."""
         self.model.eval()
-        save_samples(self.model.sample(64, generator=fixed), self.run_dir / "samples")
+        samples_path = self.modality.save(self.model.sample(64, generator=fixed), self.run_dir / "samples")
         plot_curves(self.run_dir)
         meta = self.data.meta
         rate = [r["items_per_s"] for r in read_metrics(self.run_dir) if "items_per_s" in r]
@@ -337,13 +333,13 @@ class Trainer:
             "data": self.cfg.data.source, "train items": len(self.data), "shape": meta.get("shape"),
             "classes": ", ".join(meta.get("class_names") or []),
             "model": self.cfg.model["name"], "parameters": f"{count_parameters(self.model):,}",
-            "loss": self.cfg.model.get("loss", ""), "steps": self.step, "batch size": self.order.batch,
+            **self.model.describe(), "steps": self.step, "batch size": self.order.batch,
             "wall time": f"{self.elapsed:.1f} s (training steps only)",
             "throughput": f"{sorted(rate)[len(rate) // 2]:.0f} items/s (median of log windows)" if rate else None,
             "skipped files": len(meta.get("skipped") or []) or None,
             "checkpoint": f"checkpoints/step-{self.step:08d}",
         }
-        write_report(self.run_dir, facts)
+        write_report(self.run_dir, facts, self.modality.report_samples(self.run_dir, samples_path))
 
 
 def train(cfg: Config, run_dir: Path | str, *, resume: bool = False, data: Dataset | None = None,

@@ -46,25 +46,26 @@ def plot_curves(run_dir: Path) -> Path | None:
     return out
 
 
-def write_report(run_dir: Path, facts: dict[str, Any]) -> Path:
-    """report.md: data, model, steps, time, last losses, figures and samples."""
+def write_report(run_dir: Path, facts: dict[str, Any], samples: list[str] | None = None) -> Path:
+    """report.md: the facts in their order (data, model, steps, time...), last losses, samples, curves.
+
+    `samples` are the markdown lines the run's modality writes to show its samples.
+    """
     run_dir = Path(run_dir)
     rows = read_metrics(run_dir)
     last = {k: v for r in rows[-5:] for k, v in r.items() if k not in ("step", "time")}
     lines = [f"# Run `{facts['name']}`", "", facts.get("description", ""), "",
              "| what | value |", "|---|---|"]
-    for key in ("data", "train items", "shape", "classes", "model", "parameters", "loss", "steps",
-                "batch size", "wall time", "throughput", "skipped files", "checkpoint"):
-        if key in facts and facts[key] not in (None, "", []):
-            lines.append(f"| {key} | {facts[key]} |")
+    for key, value in facts.items():
+        if key not in ("name", "description", "sections") and value not in (None, "", []):
+            lines.append(f"| {key} | {value} |")
     if last:
         lines += ["", "Last logged values: " + ", ".join(f"{k} = {v:.4g}" for k, v in sorted(last.items())
                                                        if isinstance(v, (int, float)))]
-    for name, title in (("samples.png", "Samples (fixed noise, EMA generator)"), ("samples.txt", "Samples"),
-                        ("curves.png", "Training curves")):
-        if (run_dir / name).is_file():
-            lines += ["", f"## {title}", "", f"![{name}]({name})" if name.endswith(".png") else
-                      "```\n" + (run_dir / name).read_text(encoding="utf-8")[:2000] + "```"]
+    if samples:
+        lines += ["", *samples]
+    if (run_dir / "curves.png").is_file():
+        lines += ["", "## Training curves", "", "![curves.png](curves.png)"]
     extra = facts.get("sections") or []
     lines += [line for section in extra for line in ("", section)]
     return atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")

@@ -1,0 +1,53 @@
+"""What `aigc eval` (or a caller of aigc.metrics) asks for: one explicit request object.
+
+The common fields apply to every modality; the optional ones apply where a modality says it
+honours them (`Modality.eval_options`), and a request that sets one elsewhere is refused in one
+line that names the flag, instead of being silently ignored.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+@dataclass
+class EvalRequest:
+    n: int | None = None                  # samples to measure (None: the modality's standard)
+    seed: int = 0
+    split: str = "test"                   # the held-out split samples are compared with
+    checkpoint: str = "latest"
+    out_dir: Path | None = None           # where figures go (closest pairs)
+    echo: Callable[[str], None] = print
+    # optional: honoured where the modality names them in eval_options
+    metrics: list[str] | None = None      # section names; None: all that apply
+    inception_weights: str | None = None
+    floor: bool = True                    # also compute (or reuse) the real-data floor
+    iwae_k: list[int] | None = None       # families with a latent likelihood: the bounds' k
+    likelihood_n: int | None = None       # held-out items for those bounds
+
+    OPTIONAL = ("metrics", "inception_weights", "floor", "iwae_k", "likelihood_n")
+    FLAGS = {"metrics": "--metrics", "inception_weights": "--inception-weights", "floor": "--no-floor",
+             "iwae_k": "--iwae-k", "likelihood_n": "--likelihood-n"}
+
+    def given(self) -> list[str]:
+        """The optional fields set to something other than their default."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        return [k for k in self.OPTIONAL if getattr(self, k) != defaults[k]]
+
+    def refuse_unhonoured(self, honoured: frozenset[str] | set[str], what: str) -> None:
+        for key in self.given():
+            if key not in honoured:
+                raise ConfigError(f"{self.FLAGS[key]} does not apply to {what}", "leave it out")
+
+    def check(self) -> None:
+        if self.n is not None and self.n < 2:
+            raise ConfigError(f"--n is {self.n}", "evaluate at least 2 samples (10000 is the standard for images)")
+        if self.split not in ("test", "val"):
+            raise ConfigError(f"split '{self.split}'", "use test or val")
+
+    def n_or(self, default: int) -> int:
+        return default if self.n is None else self.n

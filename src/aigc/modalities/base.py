@@ -1,0 +1,76 @@
+"""A modality: everything specific to one kind of content, asked by the trainer, the CLI and the report.
+
+Subclass `Modality`, register an instance with `@register` (or `MODALITIES.register(name)(obj)`),
+and a family whose `modality` names it trains, samples, saves, evaluates and reports through it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import ConfigError
+
+
+class Modality:
+    """Defaults for everything optional: a modality must at least save its samples."""
+
+    name: ClassVar[str]
+    formats: ClassVar[tuple[str, ...]] = ()       # file formats `aigc sample --format` takes; the first is the default
+    prints: ClassVar[bool] = False                # `aigc sample` without --out prints the samples instead of a file
+    grids: ClassVar[bool] = False                 # samples save as picture grids (save(..., "png", nrow=)): explore draws
+    eval_options: ClassVar[frozenset[str]] = frozenset()   # optional EvalRequest fields its evaluator honours
+    floor_options: ClassVar[frozenset[str]] = frozenset()  # ... and its real-data floor
+
+    # ------------------------------------------------------------ files
+
+    def save(self, samples: Any, path: Path, fmt: str | None = None, **layout: Any) -> Path:
+        """Write samples to `path` (its suffix replaced by the format's); returns the path written."""
+        raise NotImplementedError
+
+    def format_for(self, path: Path | None, fmt: str | None) -> str:
+        """The format asked for (the flag, else the file's suffix when it is one, else the default)."""
+        if fmt is not None:
+            if fmt not in self.formats:
+                raise ConfigError(f"--format {fmt} does not fit a {self.name} run", f"use {' or '.join(self.formats)}")
+            return fmt
+        suffix = path.suffix.lstrip(".").lower() if path is not None else ""
+        return suffix if suffix in self.formats else self.formats[0]
+
+    def to_text(self, samples: Any) -> str:
+        """Samples as text for the terminal (modalities that print)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ training
+
+    def log_samples(self, tb: Any, samples: Any, step: int) -> None:
+        """Show progress samples in TensorBoard (nothing by default)."""
+
+    def report_samples(self, run_dir: Path, path: Path) -> list[str]:
+        """Markdown lines that show the final samples (written to `path`) in report.md."""
+        rel = path.relative_to(run_dir) if path.is_relative_to(run_dir) else path
+        return ["## Samples", "", f"[{rel.name}]({rel.as_posix()})"]
+
+    # ------------------------------------------------------------ measuring
+
+    def evaluate(self, loaded: Any, data: Any, request: Any) -> dict[str, Any]:
+        raise ConfigError(f"no evaluation for {self.name} runs yet", "the modality defines none")
+
+    def evaluate_real(self, data: Any, request: Any) -> dict[str, Any]:
+        raise ConfigError(f"no real-data floor for {self.name} data yet", "the modality defines none")
+
+    def training_evaluator(self, cfg: Any, data: Any, echo: Callable[[str], None]
+                           ) -> Callable[[Any, Any], dict[str, float]] | None:
+        """A cheap evaluator for train.eval_every (first key: lower is better), or None."""
+        return None
+
+    def audit(self, cfg: Any, out: Path, near: float) -> dict[str, Any]:
+        raise ConfigError(f"no audit for {self.name} data yet", "the modality defines none")
+
+
+def register(cls: type[Modality]) -> type[Modality]:
+    """Class decorator: register one instance of a Modality subclass under its `name`."""
+    from ..plugins import MODALITIES
+
+    MODALITIES.register(cls.name)(cls())
+    return cls

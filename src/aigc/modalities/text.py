@@ -1,0 +1,40 @@
+"""Text: int64 token rows as data, lists of strings as samples, saved one sample a line."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..files import atomic_write_text
+from .base import Modality, register
+
+TEXT_EVAL_N = 1000  # samples for novelty, distinct-n and the length gap
+
+
+@register
+class TextModality(Modality):
+    name = "text"
+    formats = ("txt",)
+    prints = True
+
+    def save(self, samples: list[str], path: Path, fmt: str | None = None, **layout: Any) -> Path:
+        self.format_for(Path(path), fmt)
+        return atomic_write_text(Path(path).with_suffix(".txt"), self.to_text(samples) + "\n")
+
+    def to_text(self, samples: list[str]) -> str:
+        return "\n".join(str(s) for s in samples)
+
+    def log_samples(self, tb: Any, samples: list[str], step: int) -> None:
+        tb.add_text("samples", "\n\n".join(samples[:16]), step)
+
+    def report_samples(self, run_dir: Path, path: Path) -> list[str]:
+        return ["## Samples", "", "```\n" + path.read_text(encoding="utf-8")[:2000] + "```"]
+
+    def evaluate(self, loaded: Any, data: Any, request: Any) -> dict[str, Any]:
+        from ..metrics.text import evaluate_text_run
+
+        return evaluate_text_run(loaded, data, request.n_or(TEXT_EVAL_N), seed=request.seed, split=request.split)
+
+    def audit(self, cfg: Any, out: Path, near: float) -> dict[str, Any]:
+        from ..data.audit_report import run_text_audit
+
+        return run_text_audit(cfg, out, near)
