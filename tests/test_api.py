@@ -93,3 +93,26 @@ def test_two_threads_sampling_one_loaded_model_get_what_one_thread_gets(runs, wh
         same = torch.equal(got[s], alone[s]) if which == 0 else got[s] == alone[s]
         assert same, f"seed {s} differs when sampled beside another thread"
     assert not loaded.model.training and not any(m.training for m in loaded.model.modules())
+
+
+def test_dependencies_point_one_way():
+    """The registry imports nothing of aigc's; loading a run pulls in neither the loop nor the metrics;
+    no module imports another's private names."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(aigc.__file__).parent
+    tree = ast.parse((src / "registry.py").read_text())
+    ours = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.level or "aigc" in (n.module or ""))]
+    assert not ours, "registry.py imports aigc modules"
+    for path in src.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("aigc")):
+                private = [a.name for a in node.names if a.name.startswith("_") and a.name != "__future__"]
+                assert not private or node.module == "__future__", f"{path.name} imports {private}"
+    code = ("import sys, aigc; import aigc.api; "
+            "print(sorted(m for m in sys.modules if m in ('aigc.train.loop', 'aigc.metrics', 'aigc.cli')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -119,7 +119,7 @@ def test_pick_draws_from_the_softmax_distribution():
 def test_resume_is_exact(tmp_path):
     """A run stopped half-way (only its step-20 checkpoint left) and resumed ends with the same weights."""
     data = names_data()
-    cfg = config({**TINY["transformer"], "schedule": "cosine", "warmup": 5, "dropout": 0.1}, 40, ckpt_every=20)
+    cfg = config({**TINY["transformer"], "dropout": 0.1}, 40, ckpt_every=20, schedule="cosine", warmup=5, grad_clip=1.0)
     train(cfg, tmp_path / "once", data=data, echo=lambda m: None)
     shutil.copytree(tmp_path / "once", tmp_path / "twice")
     shutil.rmtree(tmp_path / "twice" / "checkpoints" / "step-00000040")
@@ -144,8 +144,8 @@ def test_sampling_options_and_bad_values(tmp_path):
 
 
 def test_the_learning_rate_warms_up_then_follows_the_cosine(tmp_path):
-    model = {**TINY["rnn"], "schedule": "cosine", "warmup": 4, "min_lr": 0.1}
-    train(config(model, 12, log_every=1), tmp_path / "r", data=names_data(), echo=lambda m: None)
+    cfg = config(TINY["rnn"], 12, log_every=1, schedule="cosine", warmup=4, min_lr=0.1)
+    train(cfg, tmp_path / "r", data=names_data(), echo=lambda m: None)
     rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     lrs = [r["lr"] for r in rows if "lr" in r]
     assert lrs[:4] == pytest.approx([0.0025, 0.005, 0.0075, 0.01])       # step s uses (s + 1) / warmup

@@ -308,12 +308,26 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def family_train_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """Fill train.* keys the config leaves unset with the family's own defaults (`train_defaults`),
+    e.g. the text families' gradient clipping at norm 1, which they applied themselves before the
+    trainer took it over: their configs, old runs included, keep training as they did."""
+    from .plugins import MODELS
+
+    model, train = data.get("model"), data.setdefault("train", {})
+    if isinstance(model, dict) and isinstance(train, dict) and "name" in model:
+        defaults = MODELS.get(str(model["name"])).train_defaults
+        for key, value in defaults.items():
+            train.setdefault(key, value)
+    return data
+
+
 def load_config(spec: str | dict[str, Any], overrides: list[str] | None = None) -> Config:
     """Recipe name, YAML path or dict, plus `a.b=c` overrides -> a checked Config."""
     data = copy.deepcopy(spec) if isinstance(spec, dict) else raw_config(spec)
     for item in overrides or []:
         set_override(data, item)
-    upgrade(data)
+    family_train_defaults(upgrade(data))
     cfg = from_dict(Config, data)
     cfg.check()
     return cfg

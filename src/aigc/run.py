@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import yaml
 
-from .config import Config, from_dict, model_config, upgrade
+from .config import Config, family_train_defaults, from_dict, model_config, upgrade
 from .errors import CheckpointError, ConfigError
 from .models.base import GenerativeModel, parse_sample_options
 from .tensorfile import check_safetensors
@@ -40,7 +40,7 @@ def read_run_config(run_dir: Path) -> Config:
         raise ConfigError(f"{path} is not valid YAML: {e}", "restore the run's config.yaml") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} holds no mapping", "restore the run's config.yaml")
-    cfg = from_dict(Config, upgrade(data))
+    cfg = from_dict(Config, family_train_defaults(upgrade(data)))
     cfg.check()
     return cfg
 

@@ -12,7 +12,7 @@ import torch
 
 from . import dedup
 from .base import load_dataset, split_source
-from .images import _decode, list_images, shape_images
+from .images import decode_image, list_images, shape_images
 
 AUDIT_SIDE = 64        # folders of mixed sizes are compared at this side unless data.image_size is set
 OUTLIER_Z = 5.0        # robust z-score of the distance to the class centre that counts as an outlier
@@ -84,7 +84,7 @@ def scan_folder(root: Path, cfg: Any) -> ImageData:
 
                 with Image.open(f) as im:
                     size, mode = f"{im.width}x{im.height}", im.mode
-                arr = _decode(f, None)
+                arr = decode_image(f, None)
             except Exception as e:  # PIL raises many types for damaged files
                 bad.append(f"{f}: {type(e).__name__}")
                 continue

@@ -57,7 +57,8 @@ def shape_images(x: torch.Tensor, size: int | None, channels: int | None, crop: 
     return x.contiguous()
 
 
-def _finish(name: str, cfg: Any, train: dict, test: dict | None, meta: dict) -> Dataset:
+def finish_dataset(name: str, cfg: Any, train: dict, test: dict | None, meta: dict) -> Dataset:
+    """Shape the splits as the DataConfig asks and wrap them as a Dataset (every image source ends here)."""
     train["x"] = shape_images(train["x"], cfg.image_size, cfg.channels, cfg.crop, cfg.split_seed)
     if test is not None:
         test["x"] = shape_images(test["x"], cfg.image_size, cfg.channels, cfg.crop, cfg.split_seed + 1)
@@ -175,7 +176,7 @@ def load_idx_dataset(cfg: Any, name: str, class_names: list[str] | None) -> Data
         train, test = split(stems[0], stems[1]), split(stems[2], stems[3])
         names = class_names or [str(i) for i in range(int(train["y"].max()) + 1)]
         meta = {"source": name, "root": str(folder), "class_names": names}
-        return _finish(name, cfg, train, test, meta)
+        return finish_dataset(name, cfg, train, test, meta)
 
     return cached(key, build)
 
@@ -201,7 +202,7 @@ def digits(cfg: Any, arg: str | None) -> Dataset:
     y = torch.from_numpy(d.target.astype(np.int64))
     tr, te = random_split(len(x), cfg.test_fraction, cfg.split_seed)
     meta = {"source": "digits", "class_names": [str(i) for i in range(10)]}
-    return _finish("digits", cfg, {"x": x[tr], "y": y[tr]}, {"x": x[te], "y": y[te]}, meta)
+    return finish_dataset("digits", cfg, {"x": x[tr], "y": y[tr]}, {"x": x[te], "y": y[te]}, meta)
 
 
 # ---------------------------------------------------------------- npz arrays
@@ -259,12 +260,12 @@ def npz(cfg: Any, arg: str | None) -> Dataset:
             meta["class_names"] = [str(s) for s in data["class_names"]]
         else:
             meta["class_names"] = [str(i) for i in range(int(train["y"].max()) + 1)]
-    return _finish(path.stem, cfg, train, test, meta)
+    return finish_dataset(path.stem, cfg, train, test, meta)
 
 
 # ---------------------------------------------------------------- folders of images
 
-def _decode(path: Path, channels: int | None) -> np.ndarray:
+def decode_image(path: Path, channels: int | None) -> np.ndarray:
     """One image file -> uint8 [H, W, C]; RGBA and palette images are composited on white."""
     from PIL import Image
 
@@ -315,7 +316,7 @@ def decode_folder(root: Path, cfg: Any, classes: list[str] | None = None,
     arrays, labels, bad = [], [], []
     for f in files:
         try:
-            arrays.append(_decode(f, cfg.channels))
+            arrays.append(decode_image(f, cfg.channels))
             labels.append(classes.index(f.relative_to(root).parts[0]) if classes else -1)
         except Exception as e:  # PIL raises many types for damaged files
             bad.append(f"{f}: {type(e).__name__}")
@@ -362,6 +363,6 @@ def folder(cfg: Any, arg: str | None) -> Dataset:
         meta = {"source": f"folder:{root}", "skipped": bad}
         if classes:
             meta["class_names"] = classes
-        return _finish(root.name, cfg, train, test, meta)
+        return finish_dataset(root.name, cfg, train, test, meta)
 
     return cached(key, build)

@@ -15,7 +15,7 @@ from ..files import atomic_write_text
 from ..plugins import DATA_SOURCES
 from . import dedup as dd
 from .base import Dataset, load_dataset, load_splits, save_splits
-from .images import _finish
+from .images import finish_dataset
 
 FORMAT = "aigc-prepared"
 VERSION = 1
@@ -108,4 +108,4 @@ def prepared(cfg: Any, arg: str | None) -> Dataset:
     meta.update(source=f"prepared:{root}", prepared=manifest.get("steps", []))
     if manifest.get("class_names"):
         meta["class_names"] = manifest["class_names"]
-    return _finish(root.name, cfg, train, splits.get("test"), meta)
+    return finish_dataset(root.name, cfg, train, splits.get("test"), meta)

@@ -87,6 +87,7 @@ class CharLM(GenerativeModel, ExactLikelihood, SequenceSampler):
 
     modality = "text"
     SampleOptions = TextSampleOptions
+    train_defaults = {"grad_clip": 1.0}  # what the text families always did (it keeps long sequences stable)
     max_context: int | None = None   # tokens a forward pass can see (None: unbounded, e.g. an RNN)
 
     def __init__(self, cfg: Any, meta: dict[str, Any]):

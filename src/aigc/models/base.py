@@ -37,6 +37,8 @@ class GenerativeModel(nn.Module):
     modality: ClassVar[str] = "image"
     Config: ClassVar[type]
     SampleOptions: ClassVar[type[SampleOptions]] = NoSampleOptions
+    curves: ClassVar[tuple[str, ...]] = ()        # logged keys besides *loss that curves.png plots
+    train_defaults: ClassVar[dict[str, Any]] = {}  # train.* values this family uses unless the config sets them
 
     def __init__(self, cfg: Any, meta: dict[str, Any]):
         super().__init__()

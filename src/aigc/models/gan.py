@@ -122,6 +122,7 @@ class GAN(GenerativeModel, LatentSpace, Conditional):
 
     modality = "image"
     SampleOptions = GANSampleOptions
+    curves = ("gp",)  # the WGAN-GP gradient penalty
     sample_chunk = 1024  # images per generator call when sampling (bounds memory; see DCGAN)
 
     def __init__(self, cfg: GANConfig, meta: dict[str, Any]):

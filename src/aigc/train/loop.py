@@ -311,10 +311,10 @@ class Trainer:
         self.model.eval()
         scores = self.evaluator(self.model, self.data)
         self.model.train()
-        log.write(json.dumps({"step": self.step, **scores}) + "\n")
+        primary = next(iter(scores))
+        log.write(json.dumps({"step": self.step, **scores, "eval": primary}) + "\n")
         for k, v in scores.items():
             tb.add_scalar(f"eval/{k}", v, self.step)
-        primary = next(iter(scores))
         if self.best is None or scores[primary] < self.best["value"]:
             self.best = {"metric": primary, "value": scores[primary], "step": self.step}
             ckpt = self.save()
@@ -325,7 +325,7 @@ class Trainer:
         """samples.png (or .txt), curves.png and report.md."""
         self.model.eval()
         samples_path = self.modality.save(self.model.sample(64, generator=fixed), self.run_dir / "samples")
-        plot_curves(self.run_dir)
+        plot_curves(self.run_dir, self.model.curves)
         meta = self.data.meta
         rate = [r["items_per_s"] for r in read_metrics(self.run_dir) if "items_per_s" in r]
         facts = {

@@ -21,10 +21,12 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def plot_curves(run_dir: Path) -> Path | None:
-    """curves.png: every logged loss against the step."""
+def plot_curves(run_dir: Path, extra: tuple[str, ...] = ()) -> Path | None:
+    """curves.png: every logged loss, the keys the family names (`extra`) and the primary score of
+    in-training evaluations (rows that carry "eval": its name), against the step."""
     rows = read_metrics(run_dir)
-    keys = sorted({k for r in rows for k in r if k.endswith("loss") or k in ("gp", "fid", "nll")})
+    scores = {r["eval"] for r in rows if isinstance(r.get("eval"), str)}
+    keys = sorted({k for r in rows for k in r if k.endswith("loss") or k in extra or k in scores})
     if not rows or not keys:
         return None
     import matplotlib
