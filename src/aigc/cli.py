@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, UserError, closest
+from .files import check_output_file, check_output_folder
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -95,7 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(cfg, out, resume=args.resume, data=data, evaluator=evaluator, echo=echo)
     if not args.quiet:
         print(f"run saved in {result.run_dir}: samples.png, curves.png, report.md, checkpoints/")
-    return 130 if result.interrupted else 0
+    return 128 + (result.signal or 2) if result.interrupted else 0  # 130 for Ctrl-C, 143 for SIGTERM
 
 
 def sample_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -117,11 +117,13 @@ def sample_options(args: argparse.Namespace) -> dict[str, Any]:
     for item in args.option or []:
         import yaml
 
+        from .config import safe_yaml
+
         key, eq, text = item.partition("=")
         if not eq or not key.strip():
             raise ConfigError(f"--option {item!r} is not KEY=VALUE", "e.g. --option temperature=0.8")
         try:
-            opts[key.strip()] = yaml.safe_load(text) if text.strip() else None
+            opts[key.strip()] = safe_yaml(text) if text.strip() else None
         except yaml.YAMLError:
             opts[key.strip()] = text
     return opts
@@ -133,24 +135,39 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.n <= 0:
         raise ConfigError(f"--n is {args.n}", "ask for at least one sample")
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        check_output_file(out)  # before loading or sampling anything
     loaded = load(args.run_dir, args.checkpoint)
     modality = MODALITIES.get(loaded.modality)
     opts = loaded.sample_options(**sample_options(args))  # a bad option is refused before any work
-    out = Path(args.out) if args.out else None
     fmt = modality.format_for(out, args.format)
+    target = out or Path(args.run_dir) / f"sample.{fmt}"
+    if not (modality.prints and out is None):
+        check_output_file(target.with_suffix(f".{fmt}"))
+    loaded.check_n(args.n, None if modality.prints and out is None else fmt)
+    if fmt in modality.stream_formats and args.n > STREAM_CHUNK:  # large outputs are never held whole
+        chunks = loaded.sample_chunks(args.n, STREAM_CHUNK, seed=args.seed, **opts)
+        path = modality.save_stream(chunks, args.n, loaded.model.meta, target, fmt)
+        print(f"wrote {args.n} samples to {path}")
+        return 0
     samples = loaded.sample(args.n, seed=args.seed, **opts)
     if modality.prints and out is None:
         print(modality.to_text(samples))
         return 0
-    path = modality.save(samples, out or Path(args.run_dir) / f"sample.{fmt}", fmt)
+    path = modality.save(samples, target, fmt)
     print(f"wrote {len(samples)} samples to {path}")
     return 0
+
+
+STREAM_CHUNK = 10_240  # samples a chunk when streaming (a multiple of every family's own chunk)
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
     from .explore import explore
 
     kinds = [k for k in ("interpolate", "traverse", "reconstruct", "neighbours") if getattr(args, k)]
+    check_output_folder(Path(args.out) if args.out else Path(args.run_dir) / "explore")
     written = explore(args.run_dir, kinds or None, checkpoint=args.checkpoint, seed=args.seed, rows=args.rows,
                       steps=args.steps, neighbours=args.k, out=args.out)
     print(f"{len(written)} pictures in {next(iter(written.values())).parent}" if written else "nothing to draw")
@@ -171,13 +188,15 @@ def _data_config(args: argparse.Namespace):
 
 
 def cmd_data_audit(args: argparse.Namespace) -> int:
-    from .data.audit_report import run_audit, summary
+    from .data.audit_report import run_audit, source_modality
+    from .plugins import MODALITIES
 
     if not 0.0 < args.near < 1.0:
         raise ConfigError(f"--near is {args.near}", "use a cosine between 0 and 1, e.g. 0.995")
     out = Path(args.out or Path("audits") / re.sub(r"[^A-Za-z0-9._-]+", "-", args.source).strip("-"))
+    check_output_folder(out)
     report = run_audit(_data_config(args), out, near=args.near)
-    print("\n".join(summary(report)))
+    print("\n".join(MODALITIES.get(source_modality(_data_config(args))).audit_summary(report)))
     print(f"report written to {out}/report.md (and report.json, contact sheets)")
     return 0
 
@@ -185,6 +204,7 @@ def cmd_data_audit(args: argparse.Namespace) -> int:
 def cmd_data_prepare(args: argparse.Namespace) -> int:
     from .data.prepare import prepare
 
+    check_output_folder(Path(args.out))
     manifest = prepare(_data_config(args), Path(args.out), dedup=args.dedup)
     counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
     print(f"prepared {manifest['source']} -> {args.out}: {counts}, shape {manifest['shape']}")
@@ -250,15 +270,6 @@ def eval_request(args: argparse.Namespace, out_dir: Path, echo: Any) -> Any:
     return req
 
 
-def _check_writable(folder: Path) -> None:
-    """Refuse, before hours of work, an output folder that could not be created or written."""
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise ConfigError(f"cannot write results to {folder}", "choose an --out in a folder you can write to")
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
@@ -275,7 +286,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         out = Path(args.out) if args.out else Path(args.run_dir) / "eval.json"
     echo = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
-    _check_writable(out.parent)  # folders are made when results are written: a typo leaves none behind
+    check_output_file(out)  # folders are made when results are written: a typo leaves none behind
     request = eval_request(args, out.parent, echo)
     if args.real is not None:
         result = evaluate_real(args.real, request)

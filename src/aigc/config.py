@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -13,6 +14,15 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, closest, unknown
+from .limits import (
+    MAX_CONFIG_BYTES,
+    MAX_EVAL_N,
+    MAX_LINE_CHARS,
+    MAX_SEED,
+    MAX_SIDE,
+    MAX_THREADS,
+    check_int,
+)
 
 
 @dataclass
@@ -31,6 +41,9 @@ class DataConfig:
 
     def check(self) -> None:
         _positive(self, "data", "image_size", "limit", "block_size")
+        if self.image_size is not None:
+            check_int(self.image_size, "data.image_size", 1, MAX_SIDE, ConfigError)
+        check_int(self.block_size, "data.block_size", 1, MAX_LINE_CHARS, ConfigError)
         if self.channels not in (None, 1, 3):
             raise ConfigError(f"data.channels is {self.channels}", "use 1 (grayscale) or 3 (RGB)")
         if self.crop not in ("center", "random", "none"):
@@ -70,10 +83,16 @@ class TrainConfig:
 
     def check(self) -> None:
         _positive(self, "train", "steps", "batch_size", "log_every", "keep_last", "threads", "eval_n")
+        if self.threads is not None:
+            check_int(self.threads, "train.threads", 1, MAX_THREADS, ConfigError)
+        check_int(self.eval_n, "train.eval_n", 1, MAX_EVAL_N, ConfigError)
         _non_negative(self, "train", "sample_every", "ckpt_every", "eval_every", "max_rollbacks",
                       "weight_decay", "warmup", "grad_clip")
-        if not self.lr > 0:
+        if not self.lr > 0 or not math.isfinite(self.lr):
             raise ConfigError(f"train.lr is {self.lr}", "use a positive learning rate such as 2e-4")
+        for key in ("grad_clip", "min_lr", "weight_decay"):
+            if not math.isfinite(getattr(self, key)):
+                raise ConfigError(f"train.{key} is {getattr(self, key)}", "use a finite number")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"train.schedule is '{self.schedule}'", f"use {', '.join(SCHEDULES)}")
         if not 0.0 < self.min_lr <= 1.0:
@@ -96,6 +115,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def check(self) -> None:
+        check_int(self.seed, "seed", 0, MAX_SEED, ConfigError)
         self.data.check()
         self.train.check()
         model_config(self.model)  # validates the model section against its family's dataclass
@@ -233,13 +253,40 @@ def recipe_text(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+class StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key '{key}' is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def safe_yaml(text: str) -> Any:
+    """yaml.safe_load with duplicate keys refused; a structure nested too deep is a YAMLError too."""
+    try:
+        return yaml.load(text, Loader=StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except RecursionError:
+        raise yaml.YAMLError("it is nested too deeply") from None
+
+
 def _parse_yaml(text: str, where: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{where} is not valid YAML{at}", "fix the syntax (indentation, colons)") from None
+        problem = str(getattr(e, "problem", None) or e)
+        special = any(p in problem for p in ("given twice", "nested too deeply"))
+        what = f" ({problem})" if special else ""
+        raise ConfigError(f"{where} is not valid YAML{at}{what}",
+                          "give each key once" if "given twice" in what else
+                          "fix the syntax (indentation, colons)") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -253,6 +300,10 @@ def raw_config(spec: str) -> dict[str, Any]:
     if spec.endswith((".yaml", ".yml")) or path.is_file():
         if not path.is_file():
             raise ConfigError(f"config file {spec} does not exist", "check the path, or name a recipe")
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {spec} is {size:,} bytes",
+                              f"a config is at most {MAX_CONFIG_BYTES:,} bytes of YAML")
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
@@ -270,9 +321,11 @@ def set_override(data: dict[str, Any], assignment: str) -> None:
     if not parts:
         raise ConfigError(f"--set {assignment!r} names no key", "write it as key.sub=value")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
-        value = text
+        value = safe_yaml(text) if text.strip() else None
+    except yaml.YAMLError as e:
+        if "given twice" in str(e):
+            raise ConfigError(f"--set {assignment!r}: {getattr(e, 'problem', e)}", "give each key once") from None
+        value = text  # not YAML: taken as the text it is
     node = data
     for p in parts[:-1]:
         child = node.get(p)

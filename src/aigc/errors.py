@@ -31,6 +31,13 @@ class CheckpointError(UserError):
     """A run directory or model file that cannot be trusted or read."""
 
 
+class OutputError(UserError, OSError):
+    """A file or folder we were asked to write cannot be written (full disk, read-only, not a folder).
+
+    It is an OSError too, so code that treats a failed cache write as a miss keeps doing so.
+    """
+
+
 class TrainingDiverged(UserError):
     """Training produced non-finite values more often than it may recover from."""
 

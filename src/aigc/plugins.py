@@ -13,6 +13,7 @@ fails to import is reported on stderr in one line and left out; the rest of aigc
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterable
 from importlib import metadata
 
@@ -28,12 +29,25 @@ def missing(kind: str, name: str, choices: Iterable[str]) -> Exception:
 
 
 def load_plugins() -> None:
-    """Import the built-in modules (once) and every entry point not loaded yet."""
+    """Import the built-in modules (once) and every entry point not loaded yet.
+
+    Thread-safe: a second thread waits for the first to finish filling the tables (the same
+    thread re-entering, as the imports below do, returns at once). A failed import is raised
+    again at the next lookup instead of leaving half-filled tables behind.
+    """
     global _builtins
-    if not _builtins:
-        _builtins = True  # set first: the modules below register while this runs
-        from . import data, modalities, models  # noqa: F401
-        load_entry_points()
+    if _builtins:
+        return
+    with _lock:
+        if _builtins or _loading.get("thread") == threading.get_ident():
+            return
+        _loading["thread"] = threading.get_ident()
+        try:
+            from . import data, modalities, models  # noqa: F401
+            load_entry_points()
+            _builtins = True
+        finally:
+            _loading.clear()
 
 
 def load_entry_points() -> list[str]:
@@ -59,6 +73,8 @@ def load_entry_points() -> list[str]:
 
 
 _builtins = False
+_lock = threading.RLock()
+_loading: dict[str, int] = {}
 _entry_points: set[tuple[str, str, str]] = set()
 
 

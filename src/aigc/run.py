@@ -6,6 +6,8 @@ run: the trainer writes what this reads; `aigc.load` is `load` below.
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,16 @@ from typing import Any
 import torch
 import yaml
 
-from .config import Config, family_train_defaults, from_dict, model_config, upgrade
-from .errors import CheckpointError, ConfigError
+from .config import Config, family_train_defaults, from_dict, model_config, safe_yaml, upgrade
+from .errors import CheckpointError, ConfigError, UserError
+from .limits import (
+    MAX_CONFIG_BYTES,
+    MAX_JSON_BYTES,
+    MAX_PARAMETERS,
+    MAX_SEED,
+    check_int,
+    check_meta,
+)
 from .models.base import GenerativeModel, parse_sample_options
 from .tensorfile import check_safetensors
 from .train.checkpoint import find_checkpoint, load_checkpoint
@@ -22,11 +32,26 @@ from .train.ema import attach_ema
 
 
 def build_model(model_section: dict[str, Any], meta: dict[str, Any]) -> GenerativeModel:
-    """Config section `{name: ..., **params}` + data facts -> a model with the EMA copies it names."""
+    """Config section `{name: ..., **params}` + data facts -> a model with the EMA copies it names.
+
+    The model is first built on the meta device (no memory, no random numbers), so one whose
+    parameters would not fit is refused in one line before anything is allocated.
+    """
     from .plugins import MODELS
 
     cls = MODELS.get(str(model_section["name"]))
-    return attach_ema(cls(model_config(model_section), meta))
+    cfg = model_config(model_section)
+    try:
+        with torch.device("meta"):
+            size = sum(p.numel() for p in cls(cfg, meta).parameters())
+    except UserError:
+        raise
+    except Exception:  # a family whose set-up cannot run on the meta device is simply built
+        size = 0
+    if size > MAX_PARAMETERS:
+        raise ConfigError(f"model {model_section['name']} would have {size:,} parameters",
+                          f"at most {MAX_PARAMETERS:,}: make the model section's widths smaller")
+    return attach_ema(cls(cfg, meta))
 
 
 def read_run_config(run_dir: Path) -> Config:
@@ -35,8 +60,10 @@ def read_run_config(run_dir: Path) -> Config:
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)", "give the folder `aigc train` wrote")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path} is {path.stat().st_size:,} bytes", "restore the run's config.yaml")
+        data = safe_yaml(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:
         raise ConfigError(f"{path} is not valid YAML: {e}", "restore the run's config.yaml") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} holds no mapping", "restore the run's config.yaml")
@@ -47,13 +74,14 @@ def read_run_config(run_dir: Path) -> Config:
 
 def read_meta(run_dir: Path) -> dict[str, Any]:
     """data.json: the facts about the training data the model was built for."""
+    path = Path(run_dir) / "data.json"
     try:
-        meta = json.loads((Path(run_dir) / "data.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{run_dir}/data.json is missing or damaged: {e}", "restore it from the run") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{run_dir}/data.json holds no mapping", "restore it from the run")
-    return meta
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise CheckpointError(f"{path} is {path.stat().st_size:,} bytes", "restore it from the run")
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{path} is missing or damaged: {e}", "restore it from the run") from None
+    return check_meta(meta, str(path), CheckpointError)
 
 
 class Loaded:
@@ -62,8 +90,10 @@ class Loaded:
     The model stays in eval mode and sampling never changes it, so threads may share one Loaded.
     """
 
-    def __init__(self, model: GenerativeModel, run_dir: Path, checkpoint: Path, config: Config):
+    def __init__(self, model: GenerativeModel, run_dir: Path, checkpoint: Path, config: Config,
+                 skipped: list[str] | None = None):
         self.model, self.run_dir, self.checkpoint, self.config = model, run_dir, checkpoint, config
+        self.skipped = list(skipped or [])  # newer checkpoints that failed their check and were passed over
 
     @property
     def modality(self) -> str:
@@ -87,11 +117,34 @@ class Loaded:
         Options are the family's (`model.SampleOptions`): e.g. labels= and ema= for GANs,
         temperature=, top_k=, prompt= for text. An unknown or impossible one is a ConfigError.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"n is {n!r}", "ask for at least one sample")
+        self.check_n(n)
         opts = self.sample_options(**options)
-        g = torch.Generator().manual_seed(seed) if seed is not None else None
-        return self.model.sample(n, generator=g, **opts)
+        return self.model.sample(n, generator=self._generator(seed), **opts)
+
+    def check_n(self, n: Any, fmt: str | None = None) -> int:
+        """n must be a whole number from 1 to what the modality holds at once (or writes in `fmt`)."""
+        from .plugins import MODALITIES
+
+        limit = MODALITIES.get(self.modality).sample_limit(self.model.meta, fmt)
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= limit:
+            raise ConfigError(f"n is {n!r}" if not isinstance(n, int) else f"--n is {n:,}",
+                              f"ask for 1 to {limit:,} samples" + (f" as {fmt}" if fmt else " at once"))
+        return n
+
+    def sample_chunks(self, n: int, chunk: int, *, seed: int | None = None, **options: Any) -> Iterator[Any]:
+        """n samples in chunks of `chunk`, drawn from one random stream (for writing large outputs)."""
+        opts = self.sample_options(**options)
+        self.check_n(min(n, chunk))
+        g = self._generator(seed)
+        for start in range(0, n, chunk):
+            yield self.model.sample(min(chunk, n - start), generator=g, **opts)
+
+    @staticmethod
+    def _generator(seed: int | None) -> torch.Generator | None:
+        if seed is None:
+            return None
+        check_int(seed, "seed", 0, MAX_SEED, ConfigError)
+        return torch.Generator().manual_seed(seed)
 
     def sample_pil(self, n: int = 16, **kwargs: Any):
         """Images as one PIL grid (see aigc.io.to_pil for single images)."""
@@ -103,11 +156,13 @@ class Loaded:
         return f"Loaded({self.config.model['name']}, {self.run_dir}, {self.checkpoint.name})"
 
 
-def load(run_dir: str | Path, checkpoint: str = "latest") -> Loaded:
+def load(run_dir: str | Path, checkpoint: str = "latest", *, warn: Callable[[str], None] | None = None) -> Loaded:
     """Rebuild a run's model from config.yaml + data.json and its newest intact checkpoint.
 
     `checkpoint` may be "latest", "best" (marked by evaluation during training) or a name like
-    "step-00001000". Only safetensors, JSON and YAML are read: nothing is unpickled.
+    "step-00001000". Only safetensors, JSON and YAML are read: nothing is unpickled. A newer
+    checkpoint that fails its check is passed over with a warning (on stderr unless `warn` says
+    otherwise) and named in `Loaded.skipped`.
     """
     run_dir = Path(run_dir)
     if run_dir.is_file():
@@ -115,9 +170,16 @@ def load(run_dir: str | Path, checkpoint: str = "latest") -> Loaded:
         raise CheckpointError(f"{run_dir} is a file", "give the run directory that holds config.yaml")
     cfg = read_run_config(run_dir)
     model = build_model(cfg.model, read_meta(run_dir))
-    ckpt = find_checkpoint(run_dir, checkpoint, warn=lambda m: None)
+    notes: list[str] = []
+
+    def note(message: str) -> None:
+        notes.append(message)
+        (warn or (lambda m: print(m, file=sys.stderr)))(message)
+
+    ckpt = find_checkpoint(run_dir, checkpoint, warn=note)
     if ckpt is None:
         raise CheckpointError(f"{run_dir} has no intact checkpoint", "train it first, or resume it with --resume")
     load_checkpoint(ckpt, model)
     model.eval()
-    return Loaded(model, run_dir, ckpt, cfg)
+    skipped = [m.split()[4].rstrip(":") for m in notes if m.startswith("warning: skipping damaged checkpoint")]
+    return Loaded(model, run_dir, ckpt, cfg, skipped)

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..files import atomic_write_text
+from ..files import atomic_write_text, make_dirs
+from ..plugins import DATA_SOURCES, MODALITIES
 from . import dedup
 from .audit import SHOW, ImageData, audit_images, collect_images, item_names
 from .base import split_source
@@ -24,17 +25,22 @@ SHEET_TITLES = {"exact_duplicates": "Exact duplicates", "near_duplicates": "Near
 
 def run_audit(cfg: Any, out: Path, near: float = dedup.NEAR) -> dict[str, Any]:
     """Audit the source named by cfg (a DataConfig) with its modality's audit; write report files into out."""
-    from ..plugins import DATA_SOURCES, MODALITIES
+    return MODALITIES.get(source_modality(cfg)).audit(cfg, out, near)
 
-    modality = DATA_SOURCES.info(split_source(cfg.source)[0]).get("modality", "image")
-    return MODALITIES.get(modality).audit(cfg, out, near)
+
+def source_modality(cfg: Any) -> str:
+    """The modality a source declared at registration (else the one its data turns out to have)."""
+    from .base import load_dataset
+
+    declared = DATA_SOURCES.info(split_source(cfg.source)[0]).get("modality")
+    return declared or load_dataset(cfg).modality
 
 
 def run_text_audit(cfg: Any, out: Path, near: float = dedup.NEAR) -> dict[str, Any]:
     """The text audit (characters, duplicates, leaks, lengths) of a text source."""
     from .text import load_text_samples
 
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     report = audit_text(load_text_samples(cfg), cfg.source)
     _write(out, report, text_markdown(report))
     return report
@@ -46,7 +52,7 @@ def run_image_audit(cfg: Any, out: Path, near: float = dedup.NEAR) -> dict[str, 
     if prefix == "folder" and arg and out.resolve().is_relative_to(Path(arg).resolve()):
         raise DataError(f"report folder {out} lies inside the audited folder {arg}",
                         "its contact sheets would be audited next time; give --out elsewhere")
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     data = collect_images(cfg)
     report, sheets = audit_images(data, near)
     report["sheets"] = write_sheets(data, sheets, out)
@@ -61,16 +67,19 @@ def _write(out: Path, report: dict[str, Any], markdown: str) -> None:
 
 
 def summary(report: dict[str, Any]) -> list[str]:
-    """A few lines for the terminal."""
+    """A few lines for the terminal (text audits: sizes and advice)."""
     sizes = ", ".join(f"{k} {v.get('n', v.get('samples'))}" for k, v in report["splits"].items())
-    lines = [f"{report['source']}: {sizes}"]
-    if report["kind"] == "image":
-        ex, nr, cs = report["exact_duplicates"], report["near_duplicates"], report["cross_split"]
-        lines.append(f"unreadable {len(report['unreadable'])}, exact-duplicate groups {ex['groups']}, "
-                     f"near-duplicate groups {nr['groups']}, test items in train "
-                     f"{cs['test_items_exact_in_train']} exact + {cs['test_items_near_in_train']} near, "
-                     f"outliers {report['outliers']['count']}")
-    return lines + [f"- {a}" for a in report["advice"]]
+    return [f"{report['source']}: {sizes}"] + [f"- {a}" for a in report["advice"]]
+
+
+def image_summary(report: dict[str, Any]) -> list[str]:
+    """The text summary plus the image findings' counts."""
+    ex, nr, cs = report["exact_duplicates"], report["near_duplicates"], report["cross_split"]
+    head, *advice = summary(report)
+    return [head, f"unreadable {len(report['unreadable'])}, exact-duplicate groups {ex['groups']}, "
+                  f"near-duplicate groups {nr['groups']}, test items in train "
+                  f"{cs['test_items_exact_in_train']} exact + {cs['test_items_near_in_train']} near, "
+                  f"outliers {report['outliers']['count']}", *advice]
 
 
 # ---------------------------------------------------------------- contact sheets

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError
+from ..files import PSEUDO_FS
+from ..limits import MAX_CLASSES, MAX_FOLDER_ENTRIES, MAX_IMAGE_PIXELS, MAX_SIDE
 from ..pixels import from_signed, label_key, to_signed  # noqa: F401
 from ..plugins import DATA_SOURCES
 from .base import Dataset, cached, file_stamp, fingerprint, random_split
@@ -232,6 +234,9 @@ def npz(cfg: Any, arg: str | None) -> Dataset:
             x = x[..., :3].transpose(0, 3, 1, 2) if x.shape[-1] != 1 else x.transpose(0, 3, 1, 2)
         else:
             raise DataError(f"{path}: array '{key}' has shape {x.shape}", "use [N,H,W] or [N,H,W,C] with C in 1, 3, 4")
+        if min(x.shape[2:]) == 0 or max(x.shape[2:]) > MAX_SIDE:
+            raise DataError(f"{path}: array '{key}' holds {x.shape[3]}x{x.shape[2]} images",
+                            f"image sides must lie in 1..{MAX_SIDE}")
         return torch.from_numpy(np.ascontiguousarray(x))
 
     def labels(key: str, n: int) -> torch.Tensor:
@@ -239,6 +244,9 @@ def npz(cfg: Any, arg: str | None) -> Dataset:
         if y.ndim != 1 or len(y) != n or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
             raise DataError(f"{path}: '{key}' must be {n} non-negative integer labels, got shape {y.shape} {y.dtype}",
                             "store one integer class per image")
+        if len(y) and int(y.max()) >= MAX_CLASSES:  # compared before any cast: a uint64 must not wrap to -1
+            raise DataError(f"{path}: '{key}' holds the label {int(y.max()):,}",
+                            f"labels are class indices 0..{MAX_CLASSES - 1:,}")
         return torch.from_numpy(y.astype(np.int64))
 
     if "x" not in data:
@@ -249,6 +257,9 @@ def npz(cfg: Any, arg: str | None) -> Dataset:
     test = None
     if "x_test" in data:
         test = {"x": images("x_test")}
+        if test["x"].shape[1:] != train["x"].shape[1:] and cfg.image_size is None:
+            raise DataError(f"{path}: x_test holds {list(test['x'].shape[1:])} images but x holds "
+                            f"{list(train['x'].shape[1:])}", "store both splits at one size, or set data.image_size")
         if "y_test" in data:
             test["y"] = labels("y_test", len(test["x"]))
     elif cfg.test_fraction > 0:
@@ -256,20 +267,30 @@ def npz(cfg: Any, arg: str | None) -> Dataset:
         train, test = {k: v[tr] for k, v in train.items()}, {k: v[te] for k, v in train.items()}
     meta: dict[str, Any] = {"source": f"npz:{path}"}
     if "y" in train:
+        top = max(int(train["y"].max()), int(test["y"].max()) if test and "y" in test and len(test["y"]) else 0)
         if "class_names" in data and data["class_names"].dtype.kind == "U":
-            meta["class_names"] = [str(s) for s in data["class_names"]]
+            meta["class_names"] = [str(s) for s in data["class_names"][:MAX_CLASSES]]
+            if len(meta["class_names"]) <= top:
+                raise DataError(f"{path}: label {top} has no entry in class_names ({len(meta['class_names'])} names)",
+                                "give one name per class")
         else:
-            meta["class_names"] = [str(i) for i in range(int(train["y"].max()) + 1)]
+            meta["class_names"] = [str(i) for i in range(top + 1)]
     return finish_dataset(path.stem, cfg, train, test, meta)
 
 
 # ---------------------------------------------------------------- folders of images
+
+class ImageTooLarge(ValueError):
+    """An image file with more pixels than MAX_IMAGE_PIXELS (skipped and listed like a damaged one)."""
+
 
 def decode_image(path: Path, channels: int | None) -> np.ndarray:
     """One image file -> uint8 [H, W, C]; RGBA and palette images are composited on white."""
     from PIL import Image
 
     with Image.open(path) as im:
+        if im.width * im.height > MAX_IMAGE_PIXELS:  # checked from the header, before decoding
+            raise ImageTooLarge(f"{im.width}x{im.height} pixels, more than {MAX_IMAGE_PIXELS:,}")
         im.load()
         if im.mode in ("I;16", "I;16B", "I;16L", "I"):
             a = np.asarray(im, dtype=np.float64)
@@ -287,13 +308,58 @@ def decode_image(path: Path, channels: int | None) -> np.ndarray:
         return a[..., None] if a.ndim == 2 else a
 
 
+def walk_files(root: Path) -> list[Path]:
+    """Every file under root, sorted, following symbolic links (as torchvision's ImageFolder does)
+    but each real folder once (no loops), never into /proc, /sys or /dev, and at most
+    MAX_FOLDER_ENTRIES entries: past any of these bounds, one DataError says which."""
+    real_root = os.path.realpath(root)
+    if real_root.startswith(PSEUDO_FS):
+        raise DataError(f"{root} is on a kernel file system ({real_root})", "point folder: at a folder of image files")
+    files: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    visited = 0
+    stack = [Path(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            st = folder.stat()
+            if (st.st_dev, st.st_ino) in seen or os.path.realpath(folder).startswith(PSEUDO_FS):
+                continue  # a symlink loop, or a link into a kernel file system
+            seen.add((st.st_dev, st.st_ino))
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # unreadable folders are skipped like unreadable files
+        visited += len(entries)
+        if visited > MAX_FOLDER_ENTRIES:
+            raise DataError(f"{root} holds more than {MAX_FOLDER_ENTRIES:,} files and folders (walk stopped)",
+                            "point folder: at the folder of your images, not a whole disk")
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            try:
+                if e.is_dir():
+                    stack.append(Path(e.path))
+                elif e.is_file():
+                    files.append(Path(e.path))
+            except OSError:
+                continue
+    return sorted(files)
+
+
 def list_images(root: Path) -> tuple[list[Path], list[str]]:
-    """Image files under root (sorted) and, if they sit in sub-folders, the class names."""
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if subdirs:
-        files = [f for d in subdirs for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_EXTS and f.is_file()]
-        return files, [d.name for d in subdirs]
-    return sorted(f for f in root.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file()), []
+    """Image files under root (sorted) and, if they sit in sub-folders, the class names.
+
+    Sub-folders that hold images are the classes. Images beside class folders are a mistake
+    said in one line (they would be dropped); a sub-folder without images is ignored.
+    """
+    images = [f for f in walk_files(root) if f.suffix.lower() in IMAGE_EXTS]
+    top = [f for f in images if f.parent == Path(root)]
+    classes = sorted({f.relative_to(root).parts[0] for f in images if f.parent != Path(root)})
+    if classes and top:
+        raise DataError(f"{root} holds {len(top)} images beside the class folders {', '.join(classes[:3])}"
+                        + ("..." if len(classes) > 3 else ""),
+                        "move them into a class folder, or the sub-folders out, so every image has a place")
+    return ([f for f in images if f.parent != Path(root)], classes) if classes else (top, [])
 
 
 def decode_folder(root: Path, cfg: Any, classes: list[str] | None = None,
@@ -346,7 +412,7 @@ def folder(cfg: Any, arg: str | None) -> Dataset:
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist", "check the path after 'folder:'")
     split_dirs = (root / "train").is_dir() and (root / "test").is_dir()
-    stamps = sorted(file_stamp(f) for f in root.rglob("*") if f.is_file())
+    stamps = [file_stamp(f) for f in walk_files(root)]
     key = "folder-" + fingerprint(stamps, _options(cfg))
 
     def build() -> Dataset:

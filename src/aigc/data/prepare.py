@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError, UserError
-from ..files import atomic_write_text
+from ..files import atomic_write_text, make_dirs
+from ..limits import MAX_SIDE, check_meta
 from ..plugins import DATA_SOURCES
 from . import dedup as dd
 from .base import Dataset, load_dataset, load_splits, save_splits
@@ -58,7 +59,7 @@ def prepare(cfg: Any, out: Path, dedup: bool = False, near: float = dd.NEAR) -> 
         "steps": steps,
         "meta": {k: v for k, v in ds.meta.items() if k not in ("shape", "n_train", "n_test")},
     }
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     save_splits(splits, out / DATA_FILE)
     # the manifest is written last: without it, nothing is there
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1, default=str))
@@ -104,8 +105,23 @@ def prepared(cfg: Any, arg: str | None) -> Dataset:
     train = splits.get("train")
     if train is None or "x" not in train or train["x"].dtype != torch.uint8 or train["x"].ndim != 4:
         raise DataError(f"{root}/{DATA_FILE} holds no uint8 [N,C,H,W] train/x", "prepare it again")
+    if train["x"].shape[1] not in (1, 3) or min(train["x"].shape[2:]) == 0 or max(train["x"].shape[2:]) > MAX_SIDE:
+        raise DataError(f"{root}/{DATA_FILE} holds images of shape {list(train['x'].shape[1:])}",
+                        f"1 or 3 channels and sides of 1..{MAX_SIDE}: prepare it again")
     meta = dict(manifest.get("meta") or {})
     meta.update(source=f"prepared:{root}", prepared=manifest.get("steps", []))
     if manifest.get("class_names"):
         meta["class_names"] = manifest["class_names"]
-    return finish_dataset(root.name, cfg, train, splits.get("test"), meta)
+    check_meta(meta, f"{root}/{MANIFEST}", DataError)
+    test = splits.get("test")
+    k = len(meta.get("class_names") or [])
+    for name, part in (("train", train), ("test", test or {})):
+        if part and part["x"].shape[1:] != train["x"].shape[1:]:
+            raise DataError(f"{root}/{DATA_FILE}: {name}/x holds {list(part['x'].shape[1:])} images, train/x "
+                            f"{list(train['x'].shape[1:])}", "prepare it again")
+        y = part.get("y")
+        if y is not None and (y.dtype != torch.int64 or y.shape != part["x"].shape[:1]
+                              or (len(y) and (int(y.min()) < 0 or int(y.max()) >= max(k, 1)))):
+            raise DataError(f"{root}/{DATA_FILE}: {name}/y does not hold one label in 0..{max(k, 1) - 1} per image",
+                            "prepare it again")
+    return finish_dataset(root.name, cfg, train, test, meta)

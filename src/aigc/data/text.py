@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..limits import MAX_LINE_CHARS, MAX_VOCAB
 from ..plugins import DATA_SOURCES
 from ..vocab import (  # noqa: F401
     BOS,
@@ -97,7 +98,12 @@ def _names_lines() -> list[str]:
 
 def _file_lines(path: str) -> list[str]:
     text = read_utf8(path, "lines")
-    return [s.strip() for s in text.split("\n") if s.strip()]
+    lines = [s.strip() for s in text.split("\n") if s.strip()]
+    longest = max(range(len(lines)), key=lambda i: len(lines[i]), default=None)
+    if longest is not None and len(lines[longest]) > MAX_LINE_CHARS:
+        raise DataError(f"{path}: a line ({longest + 1}. non-empty) has {len(lines[longest]):,} characters",
+                        f"lines: samples are at most {MAX_LINE_CHARS:,} characters; use text:{path} for running text")
+    return lines
 
 
 def _limit(train: list[str], cfg: Any) -> list[str]:
@@ -153,6 +159,9 @@ def text_dataset(name: str, splits: dict[str, list[str]], *, kind: str, block_si
     if not train:
         raise DataError(f"text source {name} has no training samples", "point it at a non-empty UTF-8 file")
     vocab = Vocab.build(train)
+    if len(vocab.chars) > MAX_VOCAB:
+        raise DataError(f"text source {name} has {len(vocab.chars):,} distinct characters",
+                        f"at most {MAX_VOCAB:,}: is it text, or binary data read as UTF-8?")
     if kind == "lines":
         longest = max(len(s) for s in train)
         width = min(longest + 2, block_size + 1)

@@ -34,7 +34,10 @@ def evaluate_run(run_dir: str | Path, request: EvalRequest | None = None) -> dic
     request.refuse_unhonoured(modality.eval_options, f"{loaded.modality} runs")
     data = load_dataset(loaded.config.data)
     result = modality.evaluate(loaded, data, request)
-    return result if "sections" in result else {"checkpoint": loaded.checkpoint.name, **result}
+    result = result if "sections" in result else {"checkpoint": loaded.checkpoint.name, **result}
+    if loaded.skipped:  # said on stderr by load; recorded so the number is never read as the newest's
+        result["skipped_checkpoints"] = loaded.skipped
+    return result
 
 
 def evaluate_real(source: str | Dataset, request: EvalRequest | None = None) -> dict[str, Any]:

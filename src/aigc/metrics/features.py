@@ -168,7 +168,6 @@ def train_feature_net(data: Dataset, *, epochs: float = 10, batch_size: int = 12
 def save_features(feats: Features, path: Path) -> Path:
     """Weights as safetensors (float32) plus a JSON sidecar with the facts (`path`.json)."""
     path = Path(path).with_suffix(".safetensors")
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.contiguous() for k, v in feats.net.state_dict().items()}
     atomic_write(path, lambda p: save_file(state, str(p)))
     info = {**feats.info, "channels": feats.net.channels, "num_classes": feats.net.num_classes,

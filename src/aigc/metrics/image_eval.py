@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..data.base import Dataset, cache_dir
+from ..files import atomic_write
 from ..plugins import missing
 from ..registry import Registry
 from . import image as M
@@ -112,9 +113,8 @@ def train_features(data: Dataset, feats: Features, echo: Callable[[str], None] =
         pass
     echo(f"computing features of the {len(x)} training images (once; cached)")
     out = feats(x)[0]
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"feats": out.contiguous()}, str(path))
+    try:  # a cache: one that cannot be written (a full disk) is skipped
+        atomic_write(path, lambda p: save_file({"feats": out.contiguous()}, str(p)))
     except OSError:
         pass
     return out

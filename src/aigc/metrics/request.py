@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..limits import MAX_EVAL_N, MAX_SEED, check_int
 
 
 @dataclass
@@ -46,6 +47,9 @@ class EvalRequest:
     def check(self) -> None:
         if self.n is not None and self.n < 2:
             raise ConfigError(f"--n is {self.n}", "evaluate at least 2 samples (10000 is the standard for images)")
+        if self.n is not None and self.n > MAX_EVAL_N:
+            raise ConfigError(f"--n is {self.n:,}", f"evaluate at most {MAX_EVAL_N:,} samples")
+        check_int(self.seed, "--seed", 0, MAX_SEED, ConfigError)
         if self.split not in ("test", "val"):
             raise ConfigError(f"split '{self.split}'", "use test or val")
 

@@ -5,11 +5,14 @@ and a family whose `modality` names it trains, samples, saves, evaluates and rep
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
+from ..limits import MAX_SAMPLES
+
+MAX_IN_MEMORY = 100_000  # samples one call holds by default (a modality may say otherwise)
 
 
 class Modality:
@@ -19,6 +22,7 @@ class Modality:
     formats: ClassVar[tuple[str, ...]] = ()       # file formats `aigc sample --format` takes; the first is the default
     prints: ClassVar[bool] = False                # `aigc sample` without --out prints the samples instead of a file
     grids: ClassVar[bool] = False                 # samples save as picture grids (save(..., "png", nrow=)): explore draws
+    stream_formats: ClassVar[tuple[str, ...]] = ()  # formats `save_stream` writes chunk by chunk (large n)
     eval_options: ClassVar[frozenset[str]] = frozenset()   # optional EvalRequest fields its evaluator honours
     floor_options: ClassVar[frozenset[str]] = frozenset()  # ... and its real-data floor
 
@@ -30,12 +34,22 @@ class Modality:
 
     def format_for(self, path: Path | None, fmt: str | None) -> str:
         """The format asked for (the flag, else the file's suffix when it is one, else the default)."""
+        if not self.formats:
+            raise ConfigError(f"the {self.name} modality names no file format", "its author must set `formats`")
         if fmt is not None:
             if fmt not in self.formats:
                 raise ConfigError(f"--format {fmt} does not fit a {self.name} run", f"use {' or '.join(self.formats)}")
             return fmt
         suffix = path.suffix.lstrip(".").lower() if path is not None else ""
         return suffix if suffix in self.formats else self.formats[0]
+
+    def sample_limit(self, meta: dict[str, Any], fmt: str | None = None) -> int:
+        """The most samples held in memory at once (or written in format `fmt`)."""
+        return MAX_SAMPLES if fmt in self.stream_formats else MAX_IN_MEMORY
+
+    def save_stream(self, chunks: Iterable[Any], n: int, meta: dict[str, Any], path: Path, fmt: str) -> Path:
+        """Write n samples arriving in chunks without holding them all (formats in stream_formats)."""
+        raise NotImplementedError
 
     def to_text(self, samples: Any) -> str:
         """Samples as text for the terminal (modalities that print)."""
@@ -66,6 +80,10 @@ class Modality:
 
     def audit(self, cfg: Any, out: Path, near: float) -> dict[str, Any]:
         raise ConfigError(f"no audit for {self.name} data yet", "the modality defines none")
+
+    def audit_summary(self, report: dict[str, Any]) -> list[str]:
+        """A few lines for the terminal about an audit report."""
+        return [f"{report.get('source', 'data')}: audited"]
 
 
 def register(cls: type[Modality]) -> type[Modality]:

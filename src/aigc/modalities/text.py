@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import atomic_write_text
+from ..limits import MAX_TEXT_SAMPLES
 from .base import Modality, register
 
 TEXT_EVAL_N = 1000  # samples for novelty, distinct-n and the length gap
@@ -20,6 +21,9 @@ class TextModality(Modality):
         self.format_for(Path(path), fmt)
         return atomic_write_text(Path(path).with_suffix(".txt"), self.to_text(samples) + "\n")
 
+    def sample_limit(self, meta: dict[str, Any], fmt: str | None = None) -> int:
+        return MAX_TEXT_SAMPLES
+
     def to_text(self, samples: list[str]) -> str:
         return "\n".join(str(s) for s in samples)
 
@@ -30,9 +34,19 @@ class TextModality(Modality):
         return ["## Samples", "", "```\n" + path.read_text(encoding="utf-8")[:2000] + "```"]
 
     def evaluate(self, loaded: Any, data: Any, request: Any) -> dict[str, Any]:
+        from ..errors import ConfigError
         from ..metrics.text import evaluate_text_run
+        from ..models.capabilities import ExactLikelihood
 
+        if not isinstance(loaded.model, ExactLikelihood):
+            raise ConfigError(f"{loaded.what} have no exact likelihood for the text metrics",
+                              "the family must declare aigc.models.capabilities.ExactLikelihood")
         return evaluate_text_run(loaded, data, request.n_or(TEXT_EVAL_N), seed=request.seed, split=request.split)
+
+    def audit_summary(self, report: dict[str, Any]) -> list[str]:
+        from ..data.audit_report import summary
+
+        return summary(report)
 
     def audit(self, cfg: Any, out: Path, near: float) -> dict[str, Any]:
         from ..data.audit_report import run_text_audit

@@ -13,6 +13,7 @@ capability and leaves one of them out.
 """
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -116,8 +117,9 @@ class Conditional(ABC):
         names = self.class_names
         if isinstance(label, bool):
             raise ConfigError(f"label {label} is not a class", f"use 0..{len(names) - 1} or a name")
-        if isinstance(label, int) or (isinstance(label, str) and label.isdigit() and label not in names):
-            i = int(label)
+        numeric = isinstance(label, str) and re.fullmatch(r"[+-]?\d+", label.strip()) is not None
+        if isinstance(label, int) or (numeric and label not in names):
+            i = int(label)  # "-1" is the index -1 (out of range), never the class named "1"
             if not 0 <= i < len(names):
                 raise ConfigError(f"label {i} is out of range", f"use 0..{len(names) - 1} or a name")
             return i

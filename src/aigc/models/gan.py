@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..limits import MAX_WIDTH, check_sizes
 from ..pixels import from_signed, to_signed
 from ..plugins import GAN_LOSSES, MODELS
 from .base import GenerativeModel, SampleOptions
@@ -88,8 +89,8 @@ class GANConfig:
 
     def check(self) -> None:
         GAN_LOSSES.get(self.loss)
-        if self.z_dim <= 0 or self.n_critic <= 0 or self.embed_dim <= 0:
-            raise ConfigError("model.z_dim, n_critic and embed_dim must be positive", "fix the model section")
+        check_sizes(self, "model", ("z_dim", "embed_dim"), MAX_WIDTH, ConfigError)
+        check_sizes(self, "model", ("n_critic",), 100, ConfigError)
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"model.ema is {self.ema}", "use a decay in [0, 1), e.g. 0.999, or 0 to turn it off")
 
@@ -102,6 +103,9 @@ class MLPGANConfig(GANConfig):
 
     def check(self) -> None:
         super().check()
+        check_sizes(self, "model", ("g_hidden", "d_hidden"), MAX_WIDTH, ConfigError)
+        if not self.g_hidden or not self.d_hidden:
+            raise ConfigError("model.g_hidden and d_hidden need at least one layer each", "e.g. [128, 256, 512]")
         if self.activation not in ("relu", "leaky_relu"):
             raise ConfigError(f"model.activation is '{self.activation}'", "use relu or leaky_relu")
 
@@ -109,6 +113,10 @@ class MLPGANConfig(GANConfig):
 @dataclass
 class DCGANConfig(GANConfig):
     channels: int = 32             # width of the first D / last G conv; doubles per resolution step
+
+    def check(self) -> None:
+        super().check()
+        check_sizes(self, "model", ("channels",), MAX_WIDTH // 16, ConfigError)
 
 
 @dataclass

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..limits import MAX_LAYERS, MAX_WIDTH, check_sizes
 from ..plugins import MODELS
 from .autoregressive import CharLM, TextModelConfig
 
@@ -22,8 +23,8 @@ class RecurrentConfig(TextModelConfig):
 
     def check(self) -> None:
         super().check()
-        if min(self.embed, self.hidden, self.layers) <= 0:
-            raise ConfigError("model.embed, hidden and layers must be positive", "fix the model section")
+        check_sizes(self, "model", ("embed", "hidden"), MAX_WIDTH, ConfigError)
+        check_sizes(self, "model", ("layers",), MAX_LAYERS, ConfigError)
 
 
 @dataclass

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..limits import MAX_LAYERS, MAX_WIDTH, check_sizes
 from ..plugins import MODELS
 from .autoregressive import CharLM, TextModelConfig
 
@@ -24,8 +25,8 @@ class TransformerConfig(TextModelConfig):
 
     def check(self) -> None:
         super().check()
-        if min(self.layers, self.heads, self.width) <= 0:
-            raise ConfigError("model.layers, heads and width must be positive", "fix the model section")
+        check_sizes(self, "model", ("width",), MAX_WIDTH, ConfigError)
+        check_sizes(self, "model", ("layers", "heads"), MAX_LAYERS, ConfigError)
         if self.width % self.heads:
             raise ConfigError(f"model.width {self.width} is not a multiple of model.heads {self.heads}",
                               "e.g. width 64 with 4 heads")

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..errors import ConfigError
+from ..limits import MAX_WIDTH, check_sizes
 from ..plugins import MODELS
 from .base import GenerativeModel, SampleOptions
 from .capabilities import Conditional, Encoder, LatentLikelihood
@@ -35,11 +36,10 @@ class VAEConfig:
 
     def check(self) -> None:
         PIXEL_LIKELIHOODS.get(self.likelihood)
-        if self.z_dim <= 0 or self.embed_dim <= 0 or self.channels <= 0 or not self.hidden:
-            raise ConfigError("model.z_dim, embed_dim, channels and hidden must be positive",
-                              "fix the model section")
-        if any(h <= 0 for h in self.hidden):
-            raise ConfigError(f"model.hidden is {self.hidden}", "use positive layer widths, e.g. [512, 256]")
+        if not self.hidden:
+            raise ConfigError("model.hidden is empty", "use positive layer widths, e.g. [512, 256]")
+        check_sizes(self, "model", ("z_dim", "embed_dim", "hidden"), MAX_WIDTH, ConfigError)
+        check_sizes(self, "model", ("channels",), MAX_WIDTH // 16, ConfigError)
         if not self.beta > 0:
             raise ConfigError(f"model.beta is {self.beta}", "use a positive KL weight (1 for a plain VAE)")
         if self.kl_warmup < 0:

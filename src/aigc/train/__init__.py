@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Trainer", "train"]
+__all__ = ["Trainer", "find_checkpoint", "load_checkpoint", "save_checkpoint", "train"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
+    if name in ("Trainer", "train"):
         from . import loop
 
         return getattr(loop, name)
+    if name in __all__:
+        from . import checkpoint
+
+        return getattr(checkpoint, name)
     raise AttributeError(name)

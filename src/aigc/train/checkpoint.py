@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..errors import CheckpointError
+from ..files import WRITE_ERRORS
 from ..tensorfile import read_tensors
 
 COMPLETE = "COMPLETE"
@@ -64,12 +65,12 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, opts: dict
                     state: dict[str, Any], keep_last: int = 3) -> Path:
     """Write checkpoints/step-N under a temporary name, COMPLETE last, then rename into place."""
     root = Path(run_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
     tmp = root / f".tmp-step-{step:08d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
         weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
         bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
@@ -81,15 +82,16 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, opts: dict
         files = {f: _sha256(tmp / f) for f in ("model.safetensors", "optim.safetensors")}
         _fsync_write(tmp / "state.json", json.dumps({**state, "step": step, "param_groups": groups,
                                                       "sha256": files}, indent=1))
-        _fsync_write(tmp / COMPLETE, "ok\n")
+        _fsync_write(tmp / COMPLETE, f"state.json sha256 {_sha256(tmp / 'state.json')}\n")  # covers state.json
         old = root / f".old-step-{step:08d}-{os.getpid()}"
         if final.exists():  # moved aside, not deleted, until the new one is in place
             os.rename(final, old)
         os.rename(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
-    except OSError as e:
+    except WRITE_ERRORS as e:  # safetensors raises its own error on a full disk, not OSError
         shutil.rmtree(tmp, ignore_errors=True)
-        raise CheckpointError(f"could not write checkpoint {final}: {e.strerror or e}",
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise CheckpointError(f"could not write checkpoint {final}: {reason}",
                               "free disk space or choose a writable --out; earlier checkpoints are intact") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -134,20 +136,76 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
-    return sorted(p for p in root.glob("step-*") if (p / COMPLETE).is_file())
+    # a symlinked checkpoint would load another run's weights under this run's name
+    return sorted(p for p in root.glob("step-*") if not p.is_symlink() and (p / COMPLETE).is_file())
+
+
+TENSOR_FILES = ("model.safetensors", "optim.safetensors")  # what state.json's checksums must cover, exactly
+MAX_STATE_BYTES = 16 << 20
 
 
 def verify(ckpt: Path) -> dict[str, Any]:
-    """state.json of a checkpoint whose files match their recorded checksums; else CheckpointError."""
+    """state.json of a checkpoint whose files match their recorded checksums; else CheckpointError.
+
+    COMPLETE holds the checksum of state.json (checkpoints written before it did hold "ok", and
+    their state.json is only checked for sane values); state.json holds those of the tensor files,
+    both of which must be named. No file of a checkpoint may be a symbolic link.
+    """
+    damaged = "the checkpoint is damaged; an older one or --resume from it can be used"
+    state_path = ckpt / "state.json"
     try:
-        state = json.loads((ckpt / "state.json").read_text())
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{ckpt}/state.json is unreadable: {e}", "the checkpoint is damaged") from None
-    for name, digest in state.get("sha256", {}).items():
+        for name in (COMPLETE, "state.json", *TENSOR_FILES):
+            if (ckpt / name).is_symlink():
+                raise CheckpointError(f"{ckpt / name} is a symbolic link", "a checkpoint holds its own files")
+        if state_path.stat().st_size > MAX_STATE_BYTES:
+            raise CheckpointError(f"{state_path} is {state_path.stat().st_size:,} bytes", damaged)
+        raw = state_path.read_bytes()
+        marker = (ckpt / COMPLETE).read_text(encoding="utf-8", errors="replace").split()
+        state = json.loads(raw)
+    except (OSError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{state_path} is unreadable: {e}", damaged) from None
+    if marker != ["ok"] and marker != ["state.json", "sha256", hashlib.sha256(raw).hexdigest()]:
+        raise CheckpointError(f"{state_path} does not match the checksum in {COMPLETE}", damaged)
+    check_state(state, ckpt)
+    for name, digest in state["sha256"].items():
         path = ckpt / name
         if not path.is_file() or _sha256(path) != digest:
-            raise CheckpointError(f"{path} does not match its checksum", "the checkpoint is damaged")
+            raise CheckpointError(f"{path} does not match its checksum", damaged)
     return state
+
+
+def check_state(state: Any, ckpt: Path) -> None:
+    """Types and ranges of state.json's fields, so a lying file is refused in one line."""
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"{ckpt}/state.json: {what}", "the checkpoint is damaged or was edited")
+
+    if not isinstance(state, dict):
+        raise bad("it holds no mapping")
+    sums = state.get("sha256")
+    if not isinstance(sums, dict) or sorted(sums) != sorted(TENSOR_FILES):
+        raise bad(f"'sha256' must list exactly {', '.join(TENSOR_FILES)}")
+    if not all(isinstance(v, str) and len(v) == 64 for v in sums.values()):
+        raise bad("'sha256' values must be 64 hex digits")
+    step = state.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < 1 << 40:
+        raise bad(f"'step' is {step!r}")
+    for key, lo, hi in (("lr_scale", 0.0, 1.0), ("elapsed", 0.0, 1e12)):
+        v = state.get(key, lo if key == "elapsed" else 1.0)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi or (key == "lr_scale" and v == 0):
+            raise bad(f"'{key}' is {v!r}")
+    rollbacks = state.get("rollbacks", 0)
+    if not isinstance(rollbacks, int) or isinstance(rollbacks, bool) or not 0 <= rollbacks < 1000:
+        raise bad(f"'rollbacks' is {rollbacks!r}")
+    ema = state.get("ema_updates", {})
+    if not isinstance(ema, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 40
+                                            for v in ema.values()):
+        raise bad(f"'ema_updates' is {ema!r}")
+    best = state.get("best")
+    if best is not None and not (isinstance(best, dict) and isinstance(best.get("step"), int)
+                                 and isinstance(best.get("value"), (int, float))):
+        raise bad(f"'best' is {best!r}")
+    if not isinstance(state.get("param_groups"), dict):
+        raise bad("'param_groups' is missing")
 
 
 def find_checkpoint(run_dir: Path, which: str = "latest", warn=print) -> Path | None:
@@ -166,12 +224,17 @@ def find_checkpoint(run_dir: Path, which: str = "latest", warn=print) -> Path | 
             raise CheckpointError(f"{run_dir} has no checkpoint marked best",
                                   "train with --set train.eval_every=N to mark one, or use latest")
         return find_checkpoint(run_dir, name, warn)
+    skipped = []
     for ckpt in reversed(ckpts):
         try:
             verify(ckpt)
-            return ckpt
         except CheckpointError as e:
             warn(f"warning: skipping damaged checkpoint {ckpt.name}: {e}")
+            skipped.append(ckpt.name)
+            continue
+        if skipped:
+            warn(f"warning: using the older checkpoint {ckpt.name} instead of {skipped[0]}")
+        return ckpt
     return None
 
 
@@ -180,6 +243,10 @@ def load_checkpoint(ckpt: Path, model: torch.nn.Module,
     """Load weights (and optimizer + RNG state when opts are given); returns state.json."""
     state = verify(ckpt)
     weights = read_tensors(ckpt / "model.safetensors")
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:  # checksums vouch for the bytes, not for the numbers: NaN weights are never sampled or measured
+        raise CheckpointError(f"{ckpt} holds non-finite weights ({bad[0]})",
+                              "use an earlier checkpoint (--checkpoint step-...) or retrain")
     hint = "load it with the config.yaml and data.json of the run that wrote it"
     try:
         missing, unexpected = model.load_state_dict(weights, strict=False)

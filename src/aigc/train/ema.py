@@ -13,6 +13,7 @@ import copy
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..models.base import GenerativeModel, ema_key
 
 
@@ -40,7 +41,7 @@ def attach_ema(model: GenerativeModel) -> GenerativeModel:
     """Give the model an EMA copy of every network it names (before its weights are loaded)."""
     for name, decay in model.ema_modules().items():
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"EMA decay of {name} is {decay}; it must lie in (0, 1)")
+            raise ConfigError(f"EMA decay of {name} is {decay}", "use a decay in (0, 1), e.g. 0.999")
         setattr(model, ema_key(name), EMA(getattr(model, name), decay))
     return model
 
@@ -60,7 +61,8 @@ class EMAUpdates:
             owners = [k for k, o in opts.items()
                       if any(id(p) in net_params for g in o.param_groups for p in g["params"])]
             if len(owners) != 1:
-                raise ValueError(f"EMA of {name}: {len(owners)} optimizers own its parameters, expected one")
+                raise ConfigError(f"EMA of {name}: {len(owners)} optimizers own its parameters",
+                                  "a family's EMA network must be stepped by exactly one optimizer")
             self._owner[name] = owners[0]
             self.counts[name] = 0
             opts[owners[0]].register_step_post_hook(self._hook(name))

@@ -4,6 +4,7 @@ It knows a model only through the protocol in models/base.py and never branches 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,8 +20,8 @@ from tqdm import tqdm
 
 from ..config import Config
 from ..data import Dataset, load_dataset
-from ..errors import CheckpointError, ConfigError, TrainingDiverged
-from ..files import atomic_write_text
+from ..errors import ConfigError, TrainingDiverged, UserError
+from ..files import WRITE_ERRORS, atomic_write_text, make_dirs, write_failed
 from ..models.base import GenerativeModel, count_parameters
 from ..plugins import MODALITIES
 from ..run import build_model, read_run_config
@@ -32,6 +33,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .ema import EMAUpdates
+from .lock import LOCK_NAME, RunLock
 from .report import plot_curves, read_metrics, write_report
 from .schedule import StepHooks
 
@@ -65,28 +67,36 @@ class Result:
     step: int
     interrupted: bool
     seconds: float
+    signal: int | None = None     # what interrupted it (SIGINT, SIGTERM, SIGHUP)
 
 
 class _Interrupt:
-    """First Ctrl-C asks the loop to stop after the current step; a second one stops at once."""
+    """The first Ctrl-C, SIGTERM (kill, timeout, systemd, Docker, SLURM) or SIGHUP (a closed terminal)
+    asks the loop to stop after the current step and save; a second one stops at once."""
+
+    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
     def __init__(self):
         self.requested = False
-        self._old = None
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
 
     def __enter__(self):
-        if hasattr(signal, "SIGINT") and _main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
+        if _main_thread():
+            for name in self.SIGNALS:
+                if hasattr(signal, name):
+                    sig = getattr(signal, name)
+                    self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self.signum = True, signum
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 def _main_thread() -> bool:
@@ -107,6 +117,20 @@ class Trainer:
                  evaluator: Evaluator | None = None, echo: Callable[[str], None] = print):
         self.cfg, self.run_dir, self.echo = cfg, Path(run_dir), echo
         self.evaluator = evaluator
+        existed = self.run_dir.exists()
+        self.lock = RunLock(self.run_dir).acquire()  # one training per folder, before anything is touched
+        try:
+            self._set_up(resume, data)
+        except BaseException:
+            self.lock.release()
+            if not existed:  # a refused new run leaves no folder behind
+                (self.run_dir / LOCK_NAME).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    self.run_dir.rmdir()
+            raise
+
+    def _set_up(self, resume: bool, data: Dataset | None) -> None:
+        cfg, echo = self.cfg, self.echo
         self._check_run_dir(resume)
         torch.set_num_threads(cfg.train.threads or os.cpu_count() or 1)
         torch.manual_seed(cfg.seed)
@@ -148,16 +172,17 @@ class Trainer:
                 if getattr(saved, section) != getattr(self.cfg, section):
                     raise ConfigError(f"--resume cannot change '{section}' of {self.run_dir}",
                                       "resume with the same settings, or start a new run with another --out")
+            for key in ("schedule", "warmup", "min_lr", "grad_clip"):  # part of the maths of every step
+                if getattr(saved.train, key) != getattr(self.cfg.train, key):
+                    raise ConfigError(f"--resume cannot change 'train.{key}' of {self.run_dir} "
+                                      f"({getattr(saved.train, key)} -> {getattr(self.cfg.train, key)})",
+                                      "resume with the same settings, or start a new run with another --out")
 
     def _write_run_files(self) -> None:
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            clean_partial(self.run_dir)
-            atomic_write_text(self.run_dir / "config.yaml", self.cfg.to_yaml())
-            atomic_write_text(self.run_dir / "data.json", json.dumps(self.data.meta, indent=1, ensure_ascii=False))
-        except OSError as e:
-            raise CheckpointError(f"cannot write the run directory {self.run_dir}: {e.strerror or e}",
-                                  "choose a writable --out with free space") from None
+        make_dirs(self.run_dir)
+        clean_partial(self.run_dir)  # only our own leftovers: the lock keeps other trainings out
+        atomic_write_text(self.run_dir / "config.yaml", self.cfg.to_yaml())
+        atomic_write_text(self.run_dir / "data.json", json.dumps(self.data.meta, indent=1, ensure_ascii=False))
 
     def _restore(self, ckpt: Path) -> None:
         state = load_checkpoint(ckpt, self.model, self.opts)
@@ -188,9 +213,12 @@ class Trainer:
     def fit(self) -> Result:
         try:
             return self._fit()
-        except OSError as e:  # a full disk or a folder that vanished: say so, keep what was saved
-            raise CheckpointError(f"writing to {e.filename or self.run_dir} failed: {e.strerror or e}",
-                                  "free disk space or choose a writable --out; saved checkpoints are intact") from None
+        except UserError:
+            raise
+        except WRITE_ERRORS as e:  # a full disk or a folder that vanished: say so, keep what was saved
+            raise write_failed(Path(getattr(e, "filename", None) or self.run_dir), e) from None
+        finally:
+            self.lock.release()
 
     def _fit(self) -> Result:
         t = self.cfg.train
@@ -248,8 +276,9 @@ class Trainer:
             self.save()
         self.finish(fixed)
         if interrupt.requested:
-            self.echo(f"interrupted at step {self.step}; checkpoint saved. Continue with --resume")
-        return Result(self.run_dir, self.step, interrupt.requested, self.elapsed)
+            name = signal.Signals(interrupt.signum).name if interrupt.signum else "a signal"
+            self.echo(f"interrupted by {name} at step {self.step}; checkpoint saved. Continue with --resume")
+        return Result(self.run_dir, self.step, interrupt.requested, self.elapsed, interrupt.signum)
 
     def train_step(self) -> dict[str, torch.Tensor] | None:
         """The hot loop's body: this step's batch (an index slice), the model's update, a NaN check.
@@ -261,7 +290,7 @@ class Trainer:
         self.hooks.step = self.step
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16"):
             logs = self.model.training_step(batch, self.opts, self.step)
-        if logs is not None and self.hooks.active:
+        if logs is not None:
             logs["lr"] = torch.tensor(self.base_lrs[next(iter(self.opts))][0] * self.lr_scale * self.hooks.factor())
         if logs and not torch.isfinite(torch.stack([v.float() for v in logs.values()])).all():
             self._roll_back(logs)
@@ -303,7 +332,7 @@ class Trainer:
         samples = self.model.sample(64, generator=fixed)
         self.model.train()
         fixed.set_state(state)  # the same noise every time, so grids show progress, not luck
-        path = self.modality.save(samples, self.run_dir / "samples" / f"step-{self.step:08d}")
+        path = self.modality.save(samples, make_dirs(self.run_dir / "samples") / f"step-{self.step:08d}")
         self.modality.log_samples(tb, samples, self.step)
         return path
 
