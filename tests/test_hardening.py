@@ -427,3 +427,13 @@ def test_yaml_duplicate_keys_and_huge_configs_are_refused(tmp_path):
 
 def test_output_error_is_also_an_oserror_for_cache_writers():
     assert issubclass(OutputError, OSError) and issubclass(OutputError, aigc.UserError)
+
+
+def test_endless_files_and_absurd_picture_sizes_are_refused(run_dir, tmp_path):
+    """From the hostile inputs tried beyond the issue's list: devices as text, giant explore grids."""
+    one_line(cli("data", "audit", "text:/dev/zero", "--out", str(tmp_path / "a")), "not a regular file")
+    one_line(cli("train", "names-rnn", "--set", "data.source=lines:/dev/urandom", "--out", str(tmp_path / "t")),
+             "not a regular file")
+    one_line(cli("explore", str(run_dir), "--steps", "1000000", "--interpolate"), "at most 100")
+    (tmp_path / "afile").write_text("x")
+    one_line(cli("train", "digits-gan", "--steps", "2", "--out", str(tmp_path / "afile")), "is a file, not a folder")

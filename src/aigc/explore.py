@@ -15,6 +15,7 @@ import torch
 
 from .errors import ConfigError
 from .files import atomic_write_text
+from .limits import MAX_EXPLORE
 from .metrics.memorization import nearest_neighbours
 from .models.capabilities import Encoder, LatentSpace, is_conditional
 
@@ -137,6 +138,9 @@ def explore(run_dir: str | Path, kinds: list[str] | None = None, *, checkpoint: 
                               "use it on a VAE run; GANs support --interpolate and --neighbours")
     if rows <= 0 or steps < 2 or neighbours <= 0:
         raise ConfigError("explore needs rows >= 1, steps >= 2 and neighbours >= 1", "raise the numbers")
+    if max(rows, steps, neighbours) > MAX_EXPLORE:
+        raise ConfigError(f"explore asks for rows {rows}, steps {steps}, neighbours {neighbours}",
+                          f"each at most {MAX_EXPLORE}: a picture is for looking at")
     out_dir = Path(out) if out else Path(run_dir) / "explore"
     g = torch.Generator().manual_seed(seed)
     ds = data

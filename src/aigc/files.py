@@ -31,6 +31,8 @@ def write_failed(path: Path, e: BaseException) -> OutputError:
 def make_dirs(folder: Path) -> Path:
     """mkdir -p, or one OutputError (a path under a file, a read-only or pseudo file system)."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"cannot write {folder}: it is a file, not a folder", "choose another --out")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:

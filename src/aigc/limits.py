@@ -12,6 +12,8 @@ from .errors import UserError
 MAX_CLASSES = 10_000           # labels a dataset may have
 MAX_VOCAB = 65_536             # distinct characters of a text dataset
 MAX_LINE_CHARS = 10_000        # characters of one line of a lines: source
+MAX_TEXT_BYTES = 256 << 20     # a text or lines file
+MAX_EXPLORE = 100              # rows, steps or neighbours of one `aigc explore` picture
 MAX_SIDE = 1024                # pixels of an image side (data.image_size, a stored shape)
 MAX_ITEM_VALUES = 4 * MAX_SIDE * MAX_SIDE   # values of one data item (C*H*W)
 MAX_IMAGE_PIXELS = 50_000_000  # pixels of one image file decoded (a 144-megapixel file is refused)

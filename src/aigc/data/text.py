@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..limits import MAX_LINE_CHARS, MAX_VOCAB
+from ..limits import MAX_LINE_CHARS, MAX_TEXT_BYTES, MAX_VOCAB
 from ..plugins import DATA_SOURCES
 from ..vocab import (  # noqa: F401
     BOS,
@@ -50,6 +50,11 @@ def read_utf8(path: str | Path, what: str) -> str:
         raise DataError(f"{what} file {p} does not exist", "check the path after the colon")
     if p.is_dir():
         raise DataError(f"{what} source {p} is a folder", "point it at one UTF-8 text file")
+    if not p.is_file():  # a device (/dev/zero, /dev/urandom) or a pipe never ends
+        raise DataError(f"{what} source {p} is not a regular file", "point it at one UTF-8 text file")
+    if p.stat().st_size > MAX_TEXT_BYTES:
+        raise DataError(f"{what} file {p} is {p.stat().st_size:,} bytes",
+                        f"text sources are at most {MAX_TEXT_BYTES:,} bytes: use a part of it")
     try:
         return p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
