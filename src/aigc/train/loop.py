@@ -252,7 +252,7 @@ class Trainer:
                 if self.step % t.log_every == 0 or self.step == t.steps:
                     self.elapsed += window_time
                     row = {"step": self.step, "time": round(self.elapsed, 3),
-                           **{k: sums[k].item() / counts[k] for k in sums},
+                           **{k: sums[k].item() / counts[k] for k in sums}, "lr": self.current_lr(),
                            "items_per_s": window_steps * self.order.batch / max(window_time, 1e-9)}
                     log.write(json.dumps(row) + "\n")
                     log.flush()
@@ -290,13 +290,16 @@ class Trainer:
         self.hooks.step = self.step
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16"):
             logs = self.model.training_step(batch, self.opts, self.step)
-        if logs is not None:
-            logs["lr"] = torch.tensor(self.base_lrs[next(iter(self.opts))][0] * self.lr_scale * self.hooks.factor())
         if logs and not torch.isfinite(torch.stack([v.float() for v in logs.values()])).all():
             self._roll_back(logs)
             return None
         self.step += 1
         return logs
+
+    def current_lr(self) -> float:
+        """The rate of the first optimizer's first group at the last step taken (schedule and rollbacks included)."""
+        self.hooks.step = max(0, self.step - 1)
+        return self.base_lrs[next(iter(self.opts))][0] * self.lr_scale * self.hooks.factor()
 
     def _trim_metrics(self, path: Path) -> None:
         """Drop rows logged after the checkpoint we resume from (that work was lost)."""
