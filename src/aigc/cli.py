@@ -174,6 +174,29 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import json
+
+    from .sweep import SweepSpec, run_worker, sweep
+
+    if args.worker:  # one worker process of a `--workers K` sweep
+        spec = SweepSpec(**json.loads(Path(args.worker).read_text()))
+        run_worker(spec, threads=args.threads)
+        return 0
+    if not args.recipe or not args.out:
+        raise ConfigError("aigc sweep needs a recipe and --out", "e.g. aigc sweep digits-gan --param "
+                                                                 "train.lr=loguniform:1e-5:1e-2 --out sweeps/x")
+    metrics = [m.strip() for m in args.metric.split(",") if m.strip()]
+    directions = [d.strip() for d in args.direction.split(",")] if args.direction else None
+    spec = SweepSpec(recipe=args.recipe, params=list(args.param or []), trials=args.trials, out=args.out,
+                     metrics=metrics, directions=directions, steps=args.steps, minutes=args.minutes,
+                     workers=args.workers, eval_n=args.eval_n, seed=args.seed, overrides=list(args.set or []))
+    check_output_folder(Path(args.out))
+    sweep(spec)
+    print(f"report: {Path(args.out) / 'report.md'}; best config: {Path(args.out) / 'best.yaml'}")
+    return 0
+
+
 def _data_config(args: argparse.Namespace):
     """A checked DataConfig from the source and the shaping options the user gave."""
     from .config import DataConfig, from_dict
@@ -354,6 +377,24 @@ def build_parser() -> Parser:
     e.add_argument("--out", help="folder for the PNGs (default RUN_DIR/explore, linked from report.md)")
     e.set_defaults(func=cmd_explore)
     _add_data_commands(sub)
+    w = sub.add_parser("sweep", help="search hyper-parameters with Optuna; each trial is a run folder")
+    w.add_argument("recipe", nargs="?", help="recipe name or YAML config to tune")
+    w.add_argument("--param", action="append", metavar="KEY=KIND:LOW:HIGH",
+                   help="a search range: train.lr=loguniform:1e-5:1e-2, train.batch_size=choice:32,64,128, "
+                        "model.n_critic=int:1:5 (kinds: uniform, loguniform, int, logint, choice)")
+    w.add_argument("--trials", type=int, default=20, help="finished (complete or pruned) trials wanted")
+    w.add_argument("--steps", type=int, help="training steps a trial (default: the recipe's)")
+    w.add_argument("--minutes", type=float, help="stop starting trials after this many minutes")
+    w.add_argument("--metric", default="fid", help="fid, recall, nll, ... or several: fid,recall (Pareto front)")
+    w.add_argument("--direction", help="minimize/maximize per metric (default: each metric's own)")
+    w.add_argument("--workers", type=int, default=1, help="worker processes on this machine (cores split)")
+    w.add_argument("--eval-n", type=int, default=2000, help="samples per trial evaluation")
+    w.add_argument("--seed", type=int, default=0, help="the sampler's seed")
+    w.add_argument("--set", action="append", metavar="KEY=VALUE", help="fixed overrides for every trial")
+    w.add_argument("--out", help="sweep folder (journal, trial-NNNN runs, report.md, best.yaml)")
+    w.add_argument("--worker", help=argparse.SUPPRESS)
+    w.add_argument("--threads", type=int, help=argparse.SUPPRESS)
+    w.set_defaults(func=cmd_sweep)
     e = sub.add_parser("eval", help="measure quality, diversity and memorization of a run (or real data)")
     e.add_argument("run_dir", nargs="?", help="a run directory written by `aigc train`")
     e.add_argument("--real", metavar="DATASET", help="the real-data floor: training split vs test split")
