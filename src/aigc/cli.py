@@ -211,15 +211,17 @@ def _data_config(args: argparse.Namespace):
 
 
 def cmd_data_audit(args: argparse.Namespace) -> int:
-    from .data.audit_report import run_audit, source_modality
+    from .data.audit_report import source_modality
     from .plugins import MODALITIES
 
     if not 0.0 < args.near < 1.0:
         raise ConfigError(f"--near is {args.near}", "use a cosine between 0 and 1, e.g. 0.995")
     out = Path(args.out or Path("audits") / re.sub(r"[^A-Za-z0-9._-]+", "-", args.source).strip("-"))
     check_output_folder(out)
-    report = run_audit(_data_config(args), out, near=args.near)
-    print("\n".join(MODALITIES.get(source_modality(_data_config(args))).audit_summary(report)))
+    cfg = _data_config(args)
+    modality = MODALITIES.get(source_modality(cfg))  # asked once: an undeclared source is loaded to tell
+    report = modality.audit(cfg, out, args.near)
+    print("\n".join(modality.audit_summary(report)))
     print(f"report written to {out}/report.md (and report.json, contact sheets)")
     return 0
 

@@ -15,13 +15,19 @@ from safetensors import SafetensorError
 from .errors import OutputError
 
 WRITE_ERRORS = (OSError, SafetensorError)  # safetensors raises its own type for ENOSPC, not OSError
+PSEUDO_FS = ("/proc", "/sys", "/dev")  # kernel file systems: never an output folder, never walked for data
+
+
+def write_reason(e: BaseException) -> str:
+    """What went wrong with a write, in the system's words ("No space left on device")."""
+    return e.strerror if isinstance(e, OSError) and e.strerror else str(e)
 
 
 def write_failed(path: Path, e: BaseException) -> OutputError:
     """The one-line error for a write to `path` that raised `e`."""
     if isinstance(e, OutputError):
         return e
-    reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+    reason = write_reason(e)
     full = (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left" in reason
     hint = ("free disk space or choose another --out; files written before are intact" if full else
             "choose an --out in a folder you can write to; files written before are intact")
@@ -37,8 +43,6 @@ def make_dirs(folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise write_failed(folder, e) from None
-    if not folder.is_dir():
-        raise OutputError(f"cannot write {folder}: it is not a folder", "choose an --out folder you can write to")
     return folder
 
 
@@ -61,9 +65,6 @@ def check_output_folder(folder: Path) -> Path:
     if not probe.is_dir() or not os.access(probe, os.W_OK) or str(probe.resolve()).startswith(PSEUDO_FS):
         raise OutputError(f"cannot write to {folder}", "choose an --out in a folder you can write to")
     return folder
-
-
-PSEUDO_FS = ("/proc", "/sys", "/dev")  # kernel file systems: never an output folder, never walked for data
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:

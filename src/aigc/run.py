@@ -170,16 +170,10 @@ def load(run_dir: str | Path, checkpoint: str = "latest", *, warn: Callable[[str
         raise CheckpointError(f"{run_dir} is a file", "give the run directory that holds config.yaml")
     cfg = read_run_config(run_dir)
     model = build_model(cfg.model, read_meta(run_dir))
-    notes: list[str] = []
-
-    def note(message: str) -> None:
-        notes.append(message)
-        (warn or (lambda m: print(m, file=sys.stderr)))(message)
-
-    ckpt = find_checkpoint(run_dir, checkpoint, warn=note)
+    skipped: list[str] = []
+    ckpt = find_checkpoint(run_dir, checkpoint, warn=warn or (lambda m: print(m, file=sys.stderr)), skipped=skipped)
     if ckpt is None:
         raise CheckpointError(f"{run_dir} has no intact checkpoint", "train it first, or resume it with --resume")
     load_checkpoint(ckpt, model)
     model.eval()
-    skipped = [m.split()[4].rstrip(":") for m in notes if m.startswith("warning: skipping damaged checkpoint")]
     return Loaded(model, run_dir, ckpt, cfg, skipped)

@@ -402,11 +402,10 @@ def _plots(study: Any, out: Path, multi: bool, n_done: int) -> dict[str, Any]:
 
     warnings.filterwarnings("ignore", message=".*is experimental.*")
     figs: dict[str, Any] = {}
-    wanted = [("History", "history.png", lambda: vm.plot_optimization_history(study, target=(lambda t: t.values[0])
-                                                                              if multi else None))]
+    first = (lambda t: t.values[0]) if multi else None  # plots and importances of the first metric
+    wanted = [("History", "history.png", lambda: vm.plot_optimization_history(study, target=first))]
     if n_done >= 2:
-        wanted.append(("Parallel coordinates", "parallel.png",
-                       lambda: vm.plot_parallel_coordinate(study, target=(lambda t: t.values[0]) if multi else None)))
+        wanted.append(("Parallel coordinates", "parallel.png", lambda: vm.plot_parallel_coordinate(study, target=first)))
     if multi:
         wanted.append(("Pareto front", "pareto.png", lambda: vm.plot_pareto_front(study)))
     for title, file, draw in wanted:
@@ -422,8 +421,7 @@ def _plots(study: Any, out: Path, multi: bool, n_done: int) -> dict[str, Any]:
         try:
             import optuna
 
-            figs["importance"] = optuna.importance.get_param_importances(
-                study, target=(lambda t: t.values[0]) if multi else None)
+            figs["importance"] = optuna.importance.get_param_importances(study, target=first)
         except Exception:
             pass
     return figs

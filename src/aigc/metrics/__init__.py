@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.base import Dataset
-from ..plugins import DATA_SOURCES, MODALITIES
+from ..plugins import MODALITIES
 from .image_eval import IMAGE_SECTIONS, Section
 from .image_run import DEFAULT_N
 from .request import EvalRequest
@@ -44,15 +44,10 @@ def evaluate_real(source: str | Dataset, request: EvalRequest | None = None) -> 
     """The real-data floor of a dataset (training split measured against the test split)."""
     from ..config import DataConfig
     from ..data import load_dataset
-    from ..data.base import split_source
 
     request = request or EvalRequest()
     request.check()
-    if isinstance(source, Dataset):
-        data = source
-    else:
-        DATA_SOURCES.get(split_source(source)[0])  # an unknown source is one line before any loading
-        data = load_dataset(DataConfig(source=source))
+    data = source if isinstance(source, Dataset) else load_dataset(DataConfig(source=source))
     modality = MODALITIES.get(data.modality)
     request.refuse_unhonoured(modality.floor_options, f"{data.modality} data")
     return modality.evaluate_real(data, request)

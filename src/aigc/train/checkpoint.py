@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..errors import CheckpointError
-from ..files import WRITE_ERRORS
+from ..files import WRITE_ERRORS, write_reason
 from ..tensorfile import read_tensors
 
 COMPLETE = "COMPLETE"
@@ -90,8 +90,7 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, opts: dict
         shutil.rmtree(old, ignore_errors=True)
     except WRITE_ERRORS as e:  # safetensors raises its own error on a full disk, not OSError
         shutil.rmtree(tmp, ignore_errors=True)
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise CheckpointError(f"could not write checkpoint {final}: {reason}",
+        raise CheckpointError(f"could not write checkpoint {final}: {write_reason(e)}",
                               "free disk space or choose a writable --out; earlier checkpoints are intact") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -208,8 +207,8 @@ def check_state(state: Any, ckpt: Path) -> None:
         raise bad("'param_groups' is missing")
 
 
-def find_checkpoint(run_dir: Path, which: str = "latest", warn=print) -> Path | None:
-    """The newest intact checkpoint (damaged ones are reported and skipped), or a named one."""
+def find_checkpoint(run_dir: Path, which: str = "latest", warn=print, skipped: list[str] | None = None) -> Path | None:
+    """The newest intact checkpoint (damaged ones are reported, skipped and appended to `skipped`), or a named one."""
     ckpts = list_checkpoints(run_dir)
     if which not in ("latest", "best"):
         path = Path(run_dir) / "checkpoints" / which
@@ -223,17 +222,19 @@ def find_checkpoint(run_dir: Path, which: str = "latest", warn=print) -> Path | 
         if name is None or (Path(run_dir) / "checkpoints" / name) not in ckpts:
             raise CheckpointError(f"{run_dir} has no checkpoint marked best",
                                   "train with --set train.eval_every=N to mark one, or use latest")
-        return find_checkpoint(run_dir, name, warn)
-    skipped = []
+        return find_checkpoint(run_dir, name, warn, skipped)
+    passed: list[str] = []
     for ckpt in reversed(ckpts):
         try:
             verify(ckpt)
         except CheckpointError as e:
             warn(f"warning: skipping damaged checkpoint {ckpt.name}: {e}")
-            skipped.append(ckpt.name)
+            passed.append(ckpt.name)
             continue
-        if skipped:
-            warn(f"warning: using the older checkpoint {ckpt.name} instead of {skipped[0]}")
+        if passed:
+            warn(f"warning: using the older checkpoint {ckpt.name} instead of {passed[0]}")
+        if skipped is not None:
+            skipped += passed
         return ckpt
     return None
 

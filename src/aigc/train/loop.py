@@ -298,8 +298,7 @@ class Trainer:
 
     def current_lr(self) -> float:
         """The rate of the first optimizer's first group at the last step taken (schedule and rollbacks included)."""
-        self.hooks.step = max(0, self.step - 1)
-        return self.base_lrs[next(iter(self.opts))][0] * self.lr_scale * self.hooks.factor()
+        return self.base_lrs[next(iter(self.opts))][0] * self.lr_scale * self.hooks.factor(max(0, self.step - 1))
 
     def _trim_metrics(self, path: Path) -> None:
         """Drop rows logged after the checkpoint we resume from (that work was lost)."""

@@ -42,9 +42,10 @@ class StepHooks:
             if self.active:
                 opt.register_step_post_hook(self._after)
 
-    def factor(self) -> float:
+    def factor(self, step: int | None = None) -> float:
+        """The rate multiplier at `step` (default: the step being taken)."""
         t = self.train
-        return lr_factor(self.step, t.steps, t.schedule, t.warmup, t.min_lr)
+        return lr_factor(self.step if step is None else step, t.steps, t.schedule, t.warmup, t.min_lr)
 
     def _before(self, params: list[torch.nn.Parameter]):
         def hook(opt, args, kwargs) -> None:
