@@ -164,3 +164,12 @@ def test_a_checkpoint_of_another_shape_is_one_clear_error(tmp_path):
     path.write_text(_yaml.safe_dump(cfg))
     with pytest.raises(CheckpointError, match="does not fit this model"):
         aigc.load(tmp_path / "run")
+
+
+def test_a_checkpoint_between_log_rows_records_the_time_trained(tmp_path):
+    """Training minutes per checkpoint feed the equal-minutes benchmarks: none may lag behind its step."""
+    cfg = tiny_gan()
+    cfg["train"].update(steps=12, log_every=50, ckpt_every=4, keep_last=5, sample_every=0)
+    run = train(load_config(cfg), tmp_path / "run", echo=lambda m: None).run_dir
+    times = [json.loads((c / "state.json").read_text())["elapsed"] for c in list_checkpoints(run)]
+    assert len(times) == 4 and 0 == times[0] < times[1] < times[2] < times[3]  # step 0, 4, 8, 12

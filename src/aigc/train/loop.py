@@ -241,7 +241,9 @@ class Trainer:
             while self.step < t.steps and not interrupt.requested:
                 tic = time.perf_counter()
                 logs = self.train_step()
-                window_time += time.perf_counter() - tic
+                took = time.perf_counter() - tic
+                window_time += took
+                self.elapsed += took  # per step, so a checkpoint between log rows records its true time
                 if logs is None:
                     continue
                 window_steps += 1
@@ -250,7 +252,6 @@ class Trainer:
                     sums[k] = sums[k] + v if k in sums else v.clone()
                     counts[k] = counts.get(k, 0) + 1
                 if self.step % t.log_every == 0 or self.step == t.steps:
-                    self.elapsed += window_time
                     row = {"step": self.step, "time": round(self.elapsed, 3),
                            **{k: sums[k].item() / counts[k] for k in sums}, "lr": self.current_lr(),
                            "items_per_s": window_steps * self.order.batch / max(window_time, 1e-9)}
@@ -270,7 +271,6 @@ class Trainer:
                     self._evaluate(log, tb)
                 if t.ckpt_every and self.step % t.ckpt_every == 0 and self.step != t.steps:
                     self.save()
-        self.elapsed += window_time
         ckpts = list_checkpoints(self.run_dir)
         if self.step > start_step or not ckpts or ckpts[-1].name != f"step-{self.step:08d}":
             self.save()
