@@ -134,3 +134,43 @@ def test_ema_follows_the_generator():
     e = torch.cat([p.flatten() for p in m.g_ema.shadow.parameters()])
     assert not torch.equal(g, e) and (g - e).abs().max() < 0.5
     assert model_config({"name": "gan-mlp", "ema": 0}).ema == 0
+
+
+def test_minibatch_std_sees_a_collapsed_batch_and_never_mixes_groups():
+    from aigc.models.gan_nets import MinibatchStdDev
+
+    layer = MinibatchStdDev(4)
+    varied, same = torch.randn(8, 3, 4, 4), torch.randn(1, 3, 4, 4).expand(8, 3, 4, 4)
+    assert layer(varied)[:, 3].mean() > 0.5 and layer(same)[:, 3].abs().max() < 1e-3
+    # reals then fakes in one batch: a group never spans the two halves, so a collapsed half shows
+    mixed = layer(torch.cat([varied[:4], same[:4]]))[:, 3]
+    assert mixed[:4].min() > 0.5 and mixed[4:].max() < 1e-3
+    assert layer(torch.randn(6, 3, 4, 4)).shape == (6, 4, 4, 4)  # 6 is not a multiple of 4: groups of 3
+
+
+@pytest.mark.parametrize("extra", [{"d_norm": "batch"}, {"mbstd": 4}, {"d_norm": "batch", "mbstd": 2}])
+def test_a_batch_aware_discriminator_sees_real_and_fake_apart(extra):
+    """With batch norm or minibatch std in D, D(real) must not depend on the fakes beside it."""
+    torch.manual_seed(0)
+    m = build_model({"name": "dcgan", "channels": 8, "z_dim": 16, **extra}, META)
+    assert m.D.batch_aware
+    assert any(isinstance(x, torch.nn.BatchNorm2d) for x in m.D.modules()) == ("d_norm" in extra)
+    from aigc.config import TrainConfig
+
+    seen = []
+    hook = m.D.register_forward_hook(lambda mod, inp, out: seen.append(len(inp[0])))
+    opts = m.configure_optimizers(TrainConfig())
+    d0 = [p.clone() for p in m.D.parameters()]
+    logs = m.training_step(batch(), opts, 0)
+    hook.remove()
+    assert seen == [8, 8, 8]  # D(real), D(fake) for D's update, D(fake) for G's: never a joint batch of 16
+    assert all(torch.isfinite(v) for v in logs.values())
+    assert any(not torch.equal(a, b) for a, b in zip(d0, m.D.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("extra, words", [({"d_norm": "layer"}, "use none or batch"),
+                                           ({"d_norm": "batch", "loss": "wgan-gp"}, "per sample"),
+                                           ({"mbstd": -1}, "group size"), ({"mbstd": 1}, "group size"), ({"mbstd": 1000}, "group size")])
+def test_discriminator_options_are_checked(extra, words):
+    with pytest.raises(ConfigError, match=words):
+        build_model({"name": "dcgan", **extra}, META)

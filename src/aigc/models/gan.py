@@ -113,10 +113,19 @@ class MLPGANConfig(GANConfig):
 @dataclass
 class DCGANConfig(GANConfig):
     channels: int = 32             # width of the first D / last G conv; doubles per resolution step
+    d_norm: str = "none"           # none | batch: batch norm in D (after every conv but the first)
+    mbstd: int = 0                 # minibatch-std group size in D (0: off), against mode collapse
 
     def check(self) -> None:
         super().check()
         check_sizes(self, "model", ("channels",), MAX_WIDTH // 16, ConfigError)
+        if self.d_norm not in ("none", "batch"):
+            raise ConfigError(f"model.d_norm is '{self.d_norm}'", "use none or batch")
+        if self.d_norm == "batch" and self.loss == "wgan-gp":
+            raise ConfigError("model.d_norm is batch with loss wgan-gp",
+                              "the gradient penalty is per sample, which batch norm breaks: use d_norm none")
+        if self.mbstd != 0 and not 2 <= self.mbstd <= 64:
+            raise ConfigError(f"model.mbstd is {self.mbstd}", "use a group size from 2 to 64 (e.g. 4), or 0 for off")
 
 
 @dataclass
@@ -164,9 +173,11 @@ class GAN(GenerativeModel, LatentSpace, Conditional):
         z = torch.randn(x.shape[0], self.cfg.z_dim)
         fake = self.G(z, y)  # one generator forward, reused by the D and the G update
 
-        # D on real and fake in one forward (D has no batch norm, so this equals two forwards).
-        both = self.D(torch.cat([x, fake.detach()]), None if y is None else torch.cat([y, y]))
-        d_real, d_fake = both.chunk(2)
+        if getattr(self.D, "batch_aware", False):  # batch statistics in D: real and fake apart
+            d_real, d_fake = self.D(x, y), self.D(fake.detach(), y)
+        else:  # one forward: D treats samples independently, so this equals two forwards
+            both = self.D(torch.cat([x, fake.detach()]), None if y is None else torch.cat([y, y]))
+            d_real, d_fake = both.chunk(2)
         d_loss = self.loss.d_loss(d_real, d_fake)
         logs = {"d_loss": d_loss.detach(), "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
         if self.loss.penalty:
@@ -237,7 +248,7 @@ class DCGAN(GAN):
 
     def build_nets(self, cfg: DCGANConfig):
         g = DCGenerator(cfg.z_dim, self.shape, cfg.channels, self.num_classes, cfg.embed_dim)
-        d = DCDiscriminator(self.shape, cfg.channels, self.num_classes, cfg.spectral_norm)
+        d = DCDiscriminator(self.shape, cfg.channels, self.num_classes, cfg.spectral_norm, cfg.d_norm, cfg.mbstd)
         for m in [*g.modules(), *d.modules()]:  # DCGAN init: N(0, 0.02) weights
             if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)) and not cfg.spectral_norm:
                 torch.nn.init.normal_(m.weight, 0.0, 0.02)

@@ -116,10 +116,35 @@ class DCGenerator(nn.Module):
         return self.out(self.ups(self.stem(z)))
 
 
-class DCDiscriminator(nn.Module):
-    """Strided convs with LeakyReLU down to 4x4 (no batch norm, so WGAN-GP's penalty is per sample)."""
+class MinibatchStdDev(nn.Module):
+    """Appends one feature map: the std of each feature over a group of samples, averaged (Karras et al. 2018).
 
-    def __init__(self, shape: list[int], ch: int, num_classes: int, sn: bool):
+    A generator that collapses to a few modes gives groups of fakes a small spread that real groups
+    do not have, so D can see it. Groups are runs of `group` consecutive samples (the largest size
+    up to `group` that divides the batch), so a batch of reals followed by fakes never mixes them.
+    """
+
+    def __init__(self, group: int):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        g = next(k for k in range(min(self.group, b), 0, -1) if b % k == 0)
+        std = x.view(b // g, g, c, h, w).var(1, unbiased=False).add(1e-8).sqrt().mean((1, 2, 3))
+        return torch.cat([x, std.repeat_interleave(g).view(b, 1, 1, 1).expand(b, 1, h, w)], 1)
+
+
+class DCDiscriminator(nn.Module):
+    """Strided convs with LeakyReLU down to 4x4.
+
+    By default no batch norm, so WGAN-GP's penalty is per sample and real and fake can share one
+    forward. `norm="batch"` puts batch norm after every conv but the first (Radford et al.) and
+    `mbstd` > 0 a minibatch-std feature before the head: both make D see batch statistics
+    (`batch_aware`), so the family then gives it real and fake batches in separate forwards.
+    """
+
+    def __init__(self, shape: list[int], ch: int, num_classes: int, sn: bool, norm: str = "none", mbstd: int = 0):
         super().__init__()
         c_in, size = shape[0], shape[1]
         dcgan_plan(size)  # same size check as the generator
@@ -127,12 +152,19 @@ class DCDiscriminator(nn.Module):
         out = ch
         while side > 4:
             kernel = 4 if side % 2 == 0 else 3
-            layers += [_sn(nn.Conv2d(width, out, kernel, 2, 1), sn), nn.LeakyReLU(0.2)]
+            layers.append(_sn(nn.Conv2d(width, out, kernel, 2, 1, bias=norm != "batch" or not layers), sn))
+            if norm == "batch" and len(layers) > 1:
+                layers.append(nn.BatchNorm2d(out))
+            layers.append(nn.LeakyReLU(0.2))
             width, out = out, out * 2
             side = (side + 2 - kernel) // 2 + 1
+        if mbstd:
+            layers.append(MinibatchStdDev(mbstd))
+            layers += [_sn(nn.Conv2d(width + 1, width, 3, 1, 1), sn), nn.LeakyReLU(0.2)]
         layers.append(nn.Flatten())
         self.features = nn.Sequential(*layers)
         self.head = Projection(width * side * side, num_classes, sn)
+        self.batch_aware = norm == "batch" or mbstd > 0
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.features(x), y)
