@@ -37,6 +37,18 @@ KINDS = ("uniform", "loguniform", "int", "logint", "choice")
 METRICS = {"fid": "minimize", "kid": "minimize", "precision": "maximize", "recall": "maximize",
            "density": "maximize", "coverage": "maximize", "nll": "minimize", "bpc": "minimize"}
 TRIAL_PREFIX = "trial-"
+BETAS = {"train.beta1": 0, "train.beta2": 1}  # searchable halves of train.betas
+
+# Search spaces after Lucic et al. 2018 ("Are GANs Created Equal?"), whose wide and narrow ranges
+# for Adam's learning rate and beta1, the discriminator updates per generator update and the
+# gradient-penalty weight we read as below. gp_weight joins only for a loss with a penalty
+# (wgan-gp); beta1 stops at 0.95 rather than 1, where Adam no longer averages.
+SPACES: dict[str, dict[str, str]] = {
+    "lucic-wide": {"train.lr": "loguniform:1e-5:1e-2", "train.beta1": "uniform:0:0.95",
+                   "model.n_critic": "int:1:5", "model.gp_weight": "loguniform:0.1:1000"},
+    "lucic-narrow": {"train.lr": "loguniform:1e-4:1e-3", "train.beta1": "choice:0.5,0.9",
+                     "model.n_critic": "choice:1,5", "model.gp_weight": "loguniform:1:100"},
+}
 
 
 @dataclass
@@ -116,13 +128,18 @@ class SweepSpec:
     prune_warmup: int | None = None     # steps before pruning may stop a trial; None: half the steps
     seed: int = 0
     overrides: list[str] = field(default_factory=list)
+    space: str | None = None            # a named space (SPACES); --param ranges add to it or replace its keys
 
     def check(self) -> tuple[list[Param], list[str], Config]:
         params = [parse_param(p) for p in self.params]
-        if not params:
-            raise ConfigError("a sweep needs at least one --param", "e.g. --param train.lr=loguniform:1e-5:1e-2")
         if len({p.key for p in params}) != len(params):
             raise ConfigError("a --param key is given twice", "give each key one range")
+        if self.space is not None:
+            own = {p.key for p in params}
+            params = [p for p in self.space_params() if p.key not in own] + params
+        if not params:
+            raise ConfigError("a sweep needs at least one --param or a --space",
+                              "e.g. --param train.lr=loguniform:1e-5:1e-2 or --space lucic-narrow")
         for m in self.metrics:
             if m not in METRICS:
                 raise ConfigError(f"unknown metric '{m}'", f"choose from {', '.join(METRICS)}")
@@ -137,11 +154,32 @@ class SweepSpec:
         base = self.trial_config({p.key: _example(p) for p in params}, "check")  # every key must exist
         return params, directions, base
 
+    def space_params(self) -> list[Param]:
+        """The named space's ranges that apply to this recipe (a GAN's; gp_weight only with a penalty)."""
+        if self.space not in SPACES:
+            raise ConfigError(f"unknown --space '{self.space}'", f"choose from {', '.join(SPACES)}")
+        from .plugins import GAN_LOSSES
+        from .run import model_config
+
+        section = self.trial_config({}, "check").model
+        cfg = model_config(section)
+        if not hasattr(cfg, "n_critic"):
+            raise ConfigError(f"--space {self.space} is for GAN recipes; {self.recipe} trains a {section['name']}",
+                              "give --param ranges instead")
+        penalty = getattr(GAN_LOSSES.get(cfg.loss), "penalty", False)
+        return [parse_param(f"{k}={v}") for k, v in SPACES[self.space].items() if k != "model.gp_weight" or penalty]
+
     def trial_config(self, values: dict[str, Any], name: str) -> Config:
         overrides = list(self.overrides) + [f"name={name}"]
         if self.steps is not None:
             overrides.append(f"train.steps={self.steps}")
-        overrides += [f"{k}={json.dumps(v)}" for k, v in values.items()]
+        halves = {k: v for k, v in values.items() if k in BETAS}
+        if halves:  # train.beta1 / beta2: the other half of train.betas stays the recipe's
+            betas = list(load_config(self.recipe, overrides).train.betas)
+            for k, v in halves.items():
+                betas[BETAS[k]] = v
+            overrides.append(f"train.betas={json.dumps(betas)}")
+        overrides += [f"{k}={json.dumps(v)}" for k, v in values.items() if k not in BETAS]
         cfg = load_config(self.recipe, overrides)
         cfg.train.progress = False
         return cfg
@@ -172,10 +210,12 @@ def journal(spec: SweepSpec) -> Any:
     return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
 
 
-def open_study(spec: SweepSpec, directions: list[str]):
+def open_study(spec: SweepSpec, directions: list[str], worker: int = 0):
+    """The study; worker i of a `--workers K` sweep samples with seed + i (the same seed in two
+    processes draws the same random start-up trials, so two workers would train one config twice)."""
     optuna = _optuna()
     storage = journal(spec)
-    sampler = optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=min(10, max(2, spec.trials // 3)))
+    sampler = optuna.samplers.TPESampler(seed=spec.seed + worker, n_startup_trials=min(10, max(2, spec.trials // 3)))
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
     return optuna.create_study(study_name="aigc", storage=storage, directions=directions, sampler=sampler,
                                pruner=pruner, load_if_exists=True)
@@ -217,10 +257,11 @@ def counted(study: Any, running: bool = False) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def run_worker(spec: SweepSpec, threads: int | None = None, echo: Callable[[str], None] = print) -> None:
+def run_worker(spec: SweepSpec, threads: int | None = None, echo: Callable[[str], None] = print,
+               worker: int = 0) -> None:
     """Take trials from the study until it holds `spec.trials` finished ones (or the budget is spent)."""
     params, directions, _ = spec.check()
-    study = open_study(spec, directions)
+    study = open_study(spec, directions, worker)
     deadline = time.monotonic() + spec.minutes * 60 if spec.minutes else None
     single = len(directions) == 1
 
@@ -314,9 +355,11 @@ def sweep(spec: SweepSpec, echo: Callable[[str], None] = print) -> Path:
     params, directions, _ = spec.check()
     out = make_dirs(Path(spec.out))
     saved = out / "sweep.json"
-    mine = {k: v for k, v in spec.__dict__.items() if k not in ("workers", "trials", "minutes")}
+    free = ("workers", "trials", "minutes", "seed")  # a machine joining a sweep gives its own --seed
+    mine = {k: v for k, v in spec.__dict__.items() if k not in free}
     if saved.is_file():
-        before = {k: v for k, v in json.loads(saved.read_text()).items() if k not in ("workers", "trials", "minutes")}
+        before = {k: v for k, v in json.loads(saved.read_text()).items() if k not in free}
+        before.setdefault("space", None)  # written before named spaces existed
         if before != json.loads(json.dumps(mine)):
             raise ConfigError(f"{out} holds another sweep", "resume it with the same recipe, params and metrics, "
                                                             "or choose another --out")
@@ -331,7 +374,8 @@ def sweep(spec: SweepSpec, echo: Callable[[str], None] = print) -> Path:
         else:
             threads = max(1, (os.cpu_count() or 1) // spec.workers)
             procs = [subprocess.Popen([sys.executable, "-m", "aigc", "sweep", "--worker", str(saved),
-                                       "--threads", str(threads)]) for _ in range(spec.workers)]
+                                       "--threads", str(threads), "--worker-index", str(i)])
+                     for i in range(spec.workers)]
             codes = [p.wait() for p in procs]
             if any(codes):
                 raise ConfigError(f"{codes.count(0)} of {len(codes)} sweep workers finished cleanly",
@@ -348,10 +392,18 @@ def write_report(spec: SweepSpec, study: Any, echo: Callable[[str], None] = prin
     pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     aims = [d.name.lower() for d in study.directions]
-    lines = [f"# Sweep of `{spec.recipe}`", "",
+    spent = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials
+             if t.datetime_start and t.datetime_complete]
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    wall = (max(ends) - min(starts)).total_seconds() / 60 if starts and ends else 0.0
+    lines = [f"# Sweep of `{spec.recipe}`", "", f"Command: `{command_line(spec)}`", "",
              f"{len(done)} trials complete, {len(pruned)} pruned, {len(failed)} failed; "
              + ", ".join(f"{m} ({a})" for m, a in zip(spec.metrics, aims, strict=True))
-             + f"; {spec.steps or 'recipe'} steps a trial; evaluation on {spec.eval_n} samples.", ""]
+             + f"; {spec.steps or 'recipe'} steps a trial; evaluation on {spec.eval_n} samples.", "",
+             f"Budget: {sum(spent) / 60:.1f} minutes of trial time (training and evaluation) by {spec.workers} "
+             f"worker(s) on {os.cpu_count()} cores, {wall:.1f} minutes from the first trial's start to the last's end.",
+             "", "Searched: " + "; ".join(_range(p) for p in spec.check()[0]) + ".", ""]
     if not done:
         atomic_write_text(out / "report.md", "\n".join(lines + ["No trial has finished yet."]) + "\n")
         return out / "report.md"
@@ -359,13 +411,16 @@ def write_report(spec: SweepSpec, study: Any, echo: Callable[[str], None] = prin
     keys = sorted({k for t in done for k in t.params})
     ranked = sorted(done, key=lambda t: t.values[0] * (1 if study.directions[0].name == "MINIMIZE" else -1))
     title = "Pareto front" if len(spec.metrics) > 1 else "Best trials"
-    lines += [f"## {title}", "", "| trial | " + " | ".join(spec.metrics) + " | " + " | ".join(keys) + " |",
-              "|---" * (1 + len(spec.metrics) + len(keys)) + "|"]
+    head = ["| trial | " + " | ".join(spec.metrics) + " | " + " | ".join(keys) + " |",
+            "|---" * (1 + len(spec.metrics) + len(keys)) + "|"]
     shown = best if len(spec.metrics) > 1 else ranked[:10]
-    for t in shown:
-        lines.append(f"| {TRIAL_PREFIX}{t.number:04d} | " + " | ".join(f"{v:.4g}" for v in t.values) + " | "
-                     + " | ".join(_fmt(t.params.get(k)) for k in keys) + " |")
-    figures = _plots(study, out, len(spec.metrics) > 1, len(done))
+    tables = [(title, shown)] + ([("Every complete trial", ranked)] if len(done) > len(shown) else [])
+    for name, rows in tables:
+        lines += [f"## {name}", "", *head]
+        lines += [f"| {TRIAL_PREFIX}{t.number:04d} | " + " | ".join(f"{v:.4g}" for v in t.values) + " | "
+                  + " | ".join(_fmt(t.params.get(k)) for k in keys) + " |" for t in rows]
+        lines.append("")
+    figures = _plots(study, out, len(spec.metrics) > 1, len(done), spec.metrics)
     if figures.get("importance") is not None:
         lines += ["", "## Parameter importances (fANOVA, first metric)", ""]
         lines += [f"- {k}: {v:.3f}" for k, v in figures.pop("importance").items()]
@@ -386,11 +441,29 @@ def write_report(spec: SweepSpec, study: Any, echo: Callable[[str], None] = prin
     return out / "report.md"
 
 
+def command_line(spec: SweepSpec) -> str:
+    """The `aigc sweep` command that makes (or resumes) this sweep."""
+    parts = ["aigc sweep", spec.recipe, *(f"--space {spec.space}" for _ in [0] if spec.space)]
+    parts += [f"--param {p}" for p in spec.params] + [f"--set {o}" for o in spec.overrides]
+    parts += [f"--trials {spec.trials}", *([f"--steps {spec.steps}"] if spec.steps else []),
+              *([f"--minutes {spec.minutes:g}"] if spec.minutes else []), f"--metric {','.join(spec.metrics)}",
+              *([f"--direction {','.join(spec.directions)}"] if spec.directions else []),
+              *([f"--workers {spec.workers}"] if spec.workers != 1 else []), f"--eval-n {spec.eval_n}",
+              *([f"--seed {spec.seed}"] if spec.seed else []), f"--out {spec.out}"]
+    return " ".join(parts)
+
+
+def _range(p: Param) -> str:
+    if p.kind == "choice":
+        return f"{p.key} in {{{', '.join(_fmt(c) for c in p.choices)}}}"
+    return f"{p.key} {p.kind} [{p.low:g}, {p.high:g}]"
+
+
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def _plots(study: Any, out: Path, multi: bool, n_done: int) -> dict[str, Any]:
+def _plots(study: Any, out: Path, multi: bool, n_done: int, names: list[str]) -> dict[str, Any]:
     """Optuna's matplotlib figures that apply; each one that cannot be drawn is left out."""
     import warnings
 
@@ -403,11 +476,12 @@ def _plots(study: Any, out: Path, multi: bool, n_done: int) -> dict[str, Any]:
     warnings.filterwarnings("ignore", message=".*is experimental.*")
     figs: dict[str, Any] = {}
     first = (lambda t: t.values[0]) if multi else None  # plots and importances of the first metric
-    wanted = [("History", "history.png", lambda: vm.plot_optimization_history(study, target=first))]
+    named = {"target": first, "target_name": names[0]}
+    wanted = [("History", "history.png", lambda: vm.plot_optimization_history(study, **named))]
     if n_done >= 2:
-        wanted.append(("Parallel coordinates", "parallel.png", lambda: vm.plot_parallel_coordinate(study, target=first)))
+        wanted.append(("Parallel coordinates", "parallel.png", lambda: vm.plot_parallel_coordinate(study, **named)))
     if multi:
-        wanted.append(("Pareto front", "pareto.png", lambda: vm.plot_pareto_front(study)))
+        wanted.append(("Pareto front", "pareto.png", lambda: vm.plot_pareto_front(study, target_names=names)))
     for title, file, draw in wanted:
         try:
             ax = draw()
@@ -421,7 +495,10 @@ def _plots(study: Any, out: Path, multi: bool, n_done: int) -> dict[str, Any]:
         try:
             import optuna
 
-            figs["importance"] = optuna.importance.get_param_importances(study, target=first)
+            # fANOVA (variance explained, either direction); Optuna 5's default, PED-ANOVA, ranks
+            # parameters by how they reach *low* values, which misreads a metric to maximize
+            figs["importance"] = optuna.importance.get_param_importances(
+                study, target=first, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
         except Exception:
             pass
     return figs
