@@ -76,6 +76,8 @@ def test_eval_real_gives_the_floor(cache, capsys):
     (["eval", "no/such/run"], "not a run directory"),
     (["eval", "--real", "digits", "--inception-weights", "pt_inception.pth"], "never unpickles"),
     (["eval", "--real", "digits", "--out", "pt_inception.pth/eval.json"], "cannot write to pt_inception.pth"),
+    (["eval", "--samples", "pt_inception.pth", "--real", "digits"], "not a folder of images or an .npz"),
+    (["eval", "--samples", "x.npz"], "--samples needs --real"),
 ])
 def test_bad_input_is_one_clear_line(cache, capsys, tmp_path, monkeypatch, argv, words):
     monkeypatch.chdir(tmp_path)
@@ -112,3 +114,71 @@ def test_eval_of_a_vae_adds_its_likelihood_bounds(cache, capsys):
     assert lik["n"] == 50 and {"elbo_nll_nats", "iwae20_nll_nats", "elbo_bits_per_dim"} <= set(v)
     assert 0 < v["iwae20_nll_nats"] <= v["elbo_nll_nats"]  # the IWAE bound is tighter than the ELBO
     assert main(["eval", str(run), "--iwae-k", "0"]) == 2
+
+
+@pytest.fixture(scope="module")
+def digits_samples(cache):
+    """A short digits-gan run and 300 of its samples written by `aigc sample` (seed 0, as eval draws them)."""
+    run = cache / "digits"
+    assert main(["train", "digits-gan", "--out", str(run), "--quiet", "--steps", "30",
+                 "--set", "train.threads=1"]) == 0
+    assert main(["sample", str(run), "--n", "300", "--seed", "0", "--out", str(cache / "s.npz")]) == 0
+    return run, cache / "s.npz"
+
+
+COMMON = ["--n", "300", "--metrics", "fid,kid,prdc"]
+
+
+def test_samples_written_by_aigc_sample_give_the_runs_own_figures(digits_samples, capsys, tmp_path):
+    """`aigc eval --samples` on `aigc sample` output = `aigc eval RUN`: same images, features, real set."""
+    run, samples = digits_samples
+    assert main(["eval", str(run), *COMMON, "--out", str(tmp_path / "run.json")]) == 0
+    assert main(["eval", "--samples", str(samples), "--real", "digits", *COMMON, "--out", str(tmp_path / "s.json")]) == 0
+    assert "300 images from" in capsys.readouterr().out
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("run.json", "s.json"))
+    assert b["kind"] == "samples" and b["samples"] == str(samples)
+    assert [s["values"] for s in a["sections"]] == [s["values"] for s in b["sections"]]
+    assert a["floor"]["sections"] == b["floor"]["sections"] and a["sections"][0]["values"]["fid"] > 0
+
+
+def test_compare_puts_runs_and_samples_on_one_evaluator(digits_samples, capsys, tmp_path):
+    run, samples = digits_samples
+    out = tmp_path / "cmp"
+    assert main(["compare", str(run), str(samples), *COMMON, "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    table = json.loads((out / "compare.json").read_text())
+    (a, b), floor = table["rows"], table["floor"]
+    assert a["kind"] == "run" and b["kind"] == "samples" and a["values"] == b["values"]  # the same images
+    assert floor["values"]["fid"] < a["values"]["fid"]  # real data beats 30 steps of training
+    assert str(samples) in printed and "real floor" in printed and "fid" in printed.splitlines()[0]
+    assert (out / "compare.png").stat().st_size > 1000 and (out / "compare.md").is_file()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["compare", "RUN"], "two or more"),
+    (["compare", "RUN", "no/such.npz"], "neither a run directory nor a samples file"),
+    (["compare", "SAMPLES", "SAMPLES"], "add --real SOURCE"),
+    (["compare", "RUN", "SAMPLES", "--real", "fashion-mnist"], "not on --real fashion-mnist"),
+])
+def test_compare_refuses_in_one_line(digits_samples, capsys, argv, words):
+    run, samples = digits_samples
+    argv = [{"RUN": str(run), "SAMPLES": str(samples)}.get(a, a) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and words in err and "\n" not in err
+
+
+def test_text_samples_from_a_file_get_the_sample_metrics(capsys, tmp_path):
+    lines = [f"{a}{b}{c}" for a in "bcdfg" for b in "aeiou" for c in "lmnrst"]  # 150 names
+    (tmp_path / "real.txt").write_text("\n".join(lines) + "\n")
+    train_like = lines[:40]  # most of these are training lines: little novelty
+    (tmp_path / "copies.txt").write_text("\n".join(train_like) + "\n")
+    (tmp_path / "new.txt").write_text("\n".join(f"zz{x}" for x in lines[:40]) + "\n")
+    got = {}
+    for name in ("copies", "new"):
+        assert main(["eval", "--samples", str(tmp_path / f"{name}.txt"), "--real", f"lines:{tmp_path / 'real.txt'}",
+                     "--out", str(tmp_path / f"{name}.json")]) == 0
+        got[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert got["new"]["novelty"] == 1.0 and got["copies"]["novelty"] < 0.5 and got["new"]["samples"] == 40
+    assert got["new"]["length_mean_generated"] == 5.0 and got["copies"]["length_w1"] == 0.0
+    assert "nll" not in got["new"]  # no model, no likelihood

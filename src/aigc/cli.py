@@ -181,7 +181,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.worker:  # one worker process of a `--workers K` sweep
         spec = SweepSpec(**json.loads(Path(args.worker).read_text()))
-        run_worker(spec, threads=args.threads)
+        run_worker(spec, threads=args.threads, worker=args.worker_index)
         return 0
     if not args.recipe or not args.out:
         raise ConfigError("aigc sweep needs a recipe and --out", "e.g. aigc sweep digits-gan --param "
@@ -190,7 +190,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     directions = [d.strip() for d in args.direction.split(",")] if args.direction else None
     spec = SweepSpec(recipe=args.recipe, params=list(args.param or []), trials=args.trials, out=args.out,
                      metrics=metrics, directions=directions, steps=args.steps, minutes=args.minutes,
-                     workers=args.workers, eval_n=args.eval_n, seed=args.seed, overrides=list(args.set or []))
+                     workers=args.workers, eval_n=args.eval_n, seed=args.seed, overrides=list(args.set or []),
+                     space=args.space)
     check_output_folder(Path(args.out))
     sweep(spec)
     print(f"report: {Path(args.out) / 'report.md'}; best config: {Path(args.out) / 'best.yaml'}")
@@ -299,13 +300,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
     from .files import atomic_write_text
-    from .metrics import evaluate_real, evaluate_run
+    from .metrics import evaluate_real, evaluate_run, evaluate_samples
     from .metrics.report import format_result, update_run_report
 
-    if (args.run_dir is None) == (args.real is None):
+    if args.samples is not None and (args.real is None or args.run_dir is not None):
+        raise ConfigError("--samples needs --real DATASET and no run directory",
+                          "e.g. `aigc eval --samples my-samples.npz --real fashion-mnist`")
+    if args.samples is None and (args.run_dir is None) == (args.real is None):
         raise ConfigError("give a run directory or --real DATASET (one of them)",
                           "e.g. `aigc eval runs/fashion-dcgan` or `aigc eval --real fashion-mnist`")
-    if args.real is not None:
+    if args.samples is not None:
+        given = Path(args.samples)
+        out = Path(args.out) if args.out else given.with_name(f"{given.stem}-eval.json")
+    elif args.real is not None:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", args.real).strip("-") or "data"
         out = Path(args.out) if args.out else Path("runs") / f"floor-{slug}" / "eval.json"
     else:
@@ -313,7 +320,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     echo = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     check_output_file(out)  # folders are made when results are written: a typo leaves none behind
     request = eval_request(args, out.parent, echo)
-    if args.real is not None:
+    if args.samples is not None:
+        result = evaluate_samples(args.samples, args.real, request)
+    elif args.real is not None:
         result = evaluate_real(args.real, request)
     else:
         result = evaluate_run(args.run_dir, request)
@@ -322,6 +331,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"wrote {out}")
     if args.run_dir is not None and update_run_report(Path(args.run_dir), result):
         print(f"updated {Path(args.run_dir) / 'report.md'}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare, text_table
+
+    out = Path(args.out or "runs/compare")
+    check_output_folder(out)
+    echo = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    request = eval_request(args, out, echo)
+    table = compare(args.items, request, out, real=args.real, echo=echo)
+    print(text_table(table))
+    print(f"wrote {out / 'compare.md'}, {out / 'compare.json'}" + (
+        f", {out / 'compare.png'}" if (out / "compare.png").is_file() else ""))
     return 0
 
 
@@ -384,6 +407,7 @@ def build_parser() -> Parser:
     w.add_argument("--param", action="append", metavar="KEY=KIND:LOW:HIGH",
                    help="a search range: train.lr=loguniform:1e-5:1e-2, train.batch_size=choice:32,64,128, "
                         "model.n_critic=int:1:5 (kinds: uniform, loguniform, int, logint, choice)")
+    w.add_argument("--space", help="a named search space: lucic-narrow or lucic-wide (Lucic et al. 2018)")
     w.add_argument("--trials", type=int, default=20, help="finished (complete or pruned) trials wanted")
     w.add_argument("--steps", type=int, help="training steps a trial (default: the recipe's)")
     w.add_argument("--minutes", type=float, help="stop starting trials after this many minutes")
@@ -396,10 +420,13 @@ def build_parser() -> Parser:
     w.add_argument("--out", help="sweep folder (journal, trial-NNNN runs, report.md, best.yaml)")
     w.add_argument("--worker", help=argparse.SUPPRESS)
     w.add_argument("--threads", type=int, help=argparse.SUPPRESS)
+    w.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     w.set_defaults(func=cmd_sweep)
     e = sub.add_parser("eval", help="measure quality, diversity and memorization of a run (or real data)")
     e.add_argument("run_dir", nargs="?", help="a run directory written by `aigc train`")
     e.add_argument("--real", metavar="DATASET", help="the real-data floor: training split vs test split")
+    e.add_argument("--samples", metavar="PATH", help="images made elsewhere (a folder or an npz) measured "
+                                                     "against --real DATASET's test images")
     e.add_argument("--n", type=int, help="samples to measure (default: images 10000 vs 10000 test, text 1000)")
     e.add_argument("--metrics", action="append", metavar="NAMES",
                    help="images: comma-separated sections (default all): fid,kid,is,prdc,conditional,"
@@ -417,6 +444,18 @@ def build_parser() -> Parser:
     e.add_argument("--no-floor", action="store_true", help="images: skip the real-data floor column")
     e.add_argument("--quiet", action="store_true", help="no progress notes")
     e.set_defaults(func=cmd_eval)
+
+    c = sub.add_parser("compare", help="several runs or sample files on one evaluator: one table, one picture")
+    c.add_argument("items", nargs="*", help="run directories and/or samples (a folder of images, an npz, a .txt)")
+    c.add_argument("--real", metavar="DATASET", help="the real data (default: the runs' own)")
+    c.add_argument("--n", type=int, help="samples per item (default: images 10000, text 1000)")
+    c.add_argument("--metrics", action="append", metavar="NAMES", help="images: sections, e.g. fid,prdc")
+    c.add_argument("--seed", type=int, default=0, help="random seed for sampling and subsets")
+    c.add_argument("--no-floor", action="store_true", help="skip the real-data floor row")
+    c.add_argument("--out", help="folder for compare.md, compare.json, compare.png (default runs/compare)")
+    c.add_argument("--quiet", action="store_true", help="no progress notes")
+    c.set_defaults(func=cmd_compare, split="test", checkpoint="latest", inception_weights=None, iwae_k=None,
+                   likelihood_n=None)
     return p
 
 

@@ -237,7 +237,11 @@ def npz(cfg: Any, arg: str | None) -> Dataset:
         if min(x.shape[2:]) == 0 or max(x.shape[2:]) > MAX_SIDE:
             raise DataError(f"{path}: array '{key}' holds {x.shape[3]}x{x.shape[2]} images",
                             f"image sides must lie in 1..{MAX_SIDE}")
-        return torch.from_numpy(np.ascontiguousarray(x))
+        # numpy calls [N,1,H,W] from a transposed [N,H,W,1] contiguous with strides torch reads as
+        # channels-last, which picks other conv kernels (float results differ in the 7th digit):
+        # the view gives the standard strides, without a copy
+        t = torch.from_numpy(np.ascontiguousarray(x))
+        return t.view(t.shape)
 
     def labels(key: str, n: int) -> torch.Tensor:
         y = data[key]

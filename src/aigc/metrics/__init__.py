@@ -40,6 +40,23 @@ def evaluate_run(run_dir: str | Path, request: EvalRequest | None = None) -> dic
     return result
 
 
+def evaluate_samples(path: str | Path, real: str | Dataset, request: EvalRequest | None = None) -> dict[str, Any]:
+    """Samples aigc did not make (a folder of images, an npz) against a real data source.
+
+    The same feature network, real images, metrics and floor as `evaluate_run` uses, so samples
+    written by `aigc sample --out X.npz` give that run's figures again.
+    """
+    from ..config import DataConfig
+    from ..data import load_dataset
+
+    request = request or EvalRequest()
+    request.check()
+    data = real if isinstance(real, Dataset) else load_dataset(DataConfig(source=real))
+    modality = MODALITIES.get(data.modality)
+    request.refuse_unhonoured(modality.eval_options, f"{data.modality} samples")
+    return modality.evaluate_samples(Path(path), data, request)
+
+
 def evaluate_real(source: str | Dataset, request: EvalRequest | None = None) -> dict[str, Any]:
     """The real-data floor of a dataset (training split measured against the test split)."""
     from ..config import DataConfig
@@ -59,5 +76,5 @@ def training_evaluator(cfg: Any, data: Dataset, echo: Callable[[str], None] = pr
     return MODALITIES.get(data.modality).training_evaluator(cfg, data, echo)
 
 
-__all__ = ["DEFAULT_N", "IMAGE_SECTIONS", "EvalRequest", "Section", "evaluate_real", "evaluate_run",
+__all__ = ["DEFAULT_N", "IMAGE_SECTIONS", "EvalRequest", "Section", "evaluate_real", "evaluate_run", "evaluate_samples",
            "training_evaluator"]

@@ -83,29 +83,74 @@ def evaluate_image_real(data: Dataset, request: EvalRequest) -> dict[str, Any]:
 
 def evaluate_image_run(loaded: Any, data: Dataset, request: EvalRequest) -> dict[str, Any]:
     """Sample n images from a loaded run and measure them against n real `split` images (plus the floor)."""
-    from .features import feature_net_for
-
-    opts = request
-    n = opts.n_or(DEFAULT_N)
-    _check_metrics(opts.metrics)
+    n = request.n_or(DEFAULT_N)
+    _check_metrics(request.metrics)
     tic = time.perf_counter()
-    feats = feature_net_for(data, echo=opts.echo)
-    ref, split = _reference(data, n, opts.echo, opts.split)
     labels = None
     kwargs: dict[str, Any] = {}
     if is_conditional(loaded.model) and loaded.class_names:
         k = len(loaded.class_names)
         labels = torch.arange(n) % k
         kwargs["labels"] = list(range(k))  # cycled over the n samples: an equal share per class
-    opts.echo(f"sampling {n} images from {loaded.run_dir} ({loaded.checkpoint.name})")
-    samples = quantize(loaded.sample(n, seed=opts.seed, **kwargs))
-    ctx = ImageEvalContext(data, feats, samples, ref, split, labels=labels, model=loaded.model,
+    request.echo(f"sampling {n} images from {loaded.run_dir} ({loaded.checkpoint.name})")
+    samples = quantize(loaded.sample(n, seed=request.seed, **kwargs))
+    return evaluate_image_samples(samples, data, request, labels=labels, model=loaded.model, kind="run", tic=tic,
+                                  run=str(loaded.run_dir), checkpoint=loaded.checkpoint.name, samples="generated")
+
+
+def read_image_samples(path: Path, data: Dataset, n: int | None = None,
+                       echo: Callable[[str], None] = print) -> torch.Tensor:
+    """uint8 images [n, C, H, W] from a folder of images or an npz (`x`, as `aigc sample --out X.npz`
+    writes), shaped like `data`'s images; all of them, or the first n."""
+    from ..config import DataConfig
+    from ..data import load_dataset
+    from ..errors import ConfigError, DataError
+
+    path = Path(path)
+    if path.is_dir():
+        source = f"folder:{path}"
+    elif path.suffix.lower() == ".npz" and path.is_file():
+        source = f"npz:{path}"
+    else:
+        raise DataError(f"--samples {path} is not a folder of images or an .npz file",
+                        "give a folder of PNG/JPEG images or an npz of uint8 images (aigc sample --out X.npz)")
+    c, h, w = data.train["x"].shape[1:]
+    got = load_dataset(DataConfig(source=source, test_fraction=0.0))
+    x = got.train["x"] if got.test is None else torch.cat([got.train["x"], got.test["x"]])
+    if tuple(x.shape[1:]) != (c, h, w):
+        echo(f"note: the samples are {x.shape[3]}x{x.shape[2]}x{x.shape[1]}; shaped to the real images' "
+             f"{w}x{h}x{c} as training data would be")
+        x = load_dataset(DataConfig(source=source, test_fraction=0.0, image_size=h, channels=c)).train["x"]
+    if n is not None and n > len(x):
+        raise ConfigError(f"--n is {n:,} but {path} holds {len(x):,} images", f"use --n {len(x)} or fewer")
+    if len(x) < 2:
+        raise DataError(f"{path} holds {len(x)} image(s)", "evaluate at least 2 samples")
+    return x[:n] if n is not None else x
+
+
+def evaluate_image_samples(images: torch.Tensor, data: Dataset, request: EvalRequest, *,
+                           labels: torch.Tensor | None = None, model: Any = None, kind: str = "samples",
+                           tic: float | None = None, **facts: Any) -> dict[str, Any]:
+    """Measure uint8 images [n, C, H, W] against as many real `split` images, with the floor if asked.
+
+    Whatever made them (a run, another program, a folder of PNGs), they meet the same feature
+    network, real images and metrics as a run's samples do.
+    """
+    from .features import feature_net_for
+
+    opts = request
+    _check_metrics(opts.metrics)
+    tic = time.perf_counter() if tic is None else tic
+    n = len(images)
+    images = images.contiguous().view(images.shape)  # standard strides, so the features' kernels are the run's
+    feats = feature_net_for(data, echo=opts.echo)
+    ref, split = _reference(data, n, opts.echo, opts.split)
+    ctx = ImageEvalContext(data, feats, images, ref, split, labels=labels, model=model,
                            out_dir=opts.out_dir, seed=opts.seed, echo=opts.echo,
                            options={"inception_weights": opts.inception_weights, "iwae_k": opts.iwae_k,
                                     "likelihood_n": opts.likelihood_n})
     sections = run_sections(ctx, opts.metrics)
-    result = _result("run", data, ctx, sections, n, time.perf_counter() - tic,
-                     run=str(loaded.run_dir), checkpoint=loaded.checkpoint.name, samples="generated")
+    result = _result(kind, data, ctx, sections, n, time.perf_counter() - tic, **facts)
     if opts.floor and split == "test":
         result["floor"] = evaluate_image_real(data, EvalRequest(
             n=n, metrics=opts.metrics, seed=opts.seed, out_dir=opts.out_dir,

@@ -56,8 +56,9 @@ def describe(result: dict[str, Any]) -> str:
     feats = result.get("features") or {}
     acc = feats.get("test_accuracy")
     net = feats.get("name", "?") + (f", test accuracy {acc:.2%}" if isinstance(acc, float) else "")
-    what = (f"{result['n']} generated images from {result.get('run')} ({result.get('checkpoint')})"
-            if result["kind"] == "run" else f"{result['n']} real training images of {result['data']}")
+    what = {"run": f"{result['n']} generated images from {result.get('run')} ({result.get('checkpoint')})",
+            "samples": f"{result['n']} images from {result.get('samples')}"}.get(
+        result["kind"], f"{result['n']} real training images of {result['data']}")
     return f"{what} vs the {result['against']}; features: {net}"
 
 

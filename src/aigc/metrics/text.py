@@ -63,18 +63,45 @@ def evaluate_text_run(loaded: Any, data: Any, n: int = 1000, *, seed: int = 0, s
     temperature) for novelty against the training split, distinct-1/2/3 and the length gap.
     """
     model = getattr(loaded, "model", loaded)
-    meta = data.meta
-    kind = meta.get("kind", "lines")
     nats, count = nll_per_char(model, data.split(split)["x"])
     out: dict[str, float] = {"nll": nats, "bpc": nats / math.log(2), "perplexity": math.exp(nats),
                              "tokens": count}
     g = torch.Generator().manual_seed(seed)
-    samples = model.sample(n, generator=g, **sample_options)
-    train = decode_split(data.train["x"], meta)
-    out["novelty"] = novelty(samples, train, kind)
+    out.update(sample_metrics(model.sample(n, generator=g, **sample_options), data, split))
+    return out
+
+
+def sample_metrics(samples: list[str], data: Any, split: str = "test") -> dict[str, float]:
+    """What samples alone tell: novelty against the training split, distinct-1/2/3 and, for line
+    data, the length gap to `split`."""
+    meta = data.meta
+    kind = meta.get("kind", "lines")
+    out: dict[str, float] = {"novelty": novelty(samples, decode_split(data.train["x"], meta), kind)}
     for k in (1, 2, 3):
         out[f"distinct_{k}"] = distinct_n(samples, k)
     if kind == "lines":
         out.update(length_gap(samples, decode_split(data.split(split)["x"], meta)))
     out["samples"] = len(samples)
     return out
+
+
+def evaluate_text_samples(path: Any, data: Any, n: int | None = None, split: str = "test") -> dict[str, float]:
+    """Samples made elsewhere (a UTF-8 .txt, one sample a line) against a text source.
+
+    The metrics that need only samples: novelty against the training split, distinct-1/2/3 and,
+    for line data, the length gap to `split`. No likelihood: that needs the model.
+    """
+    from ..data.text import read_utf8
+    from ..errors import ConfigError, DataError
+    from ..limits import MAX_TEXT_SAMPLES
+
+    samples = [line for line in read_utf8(path, "samples").splitlines() if line]
+    if n is not None:
+        if n > len(samples):
+            raise ConfigError(f"--n is {n:,} but {path} holds {len(samples):,} samples", f"use --n {len(samples)} or fewer")
+        samples = samples[:n]
+    if not samples:
+        raise DataError(f"{path} holds no samples", "write one sample a line")
+    if len(samples) > MAX_TEXT_SAMPLES:
+        raise DataError(f"{path} holds {len(samples):,} samples", f"evaluate at most {MAX_TEXT_SAMPLES:,} (use --n)")
+    return {"samples_file": str(path), **sample_metrics(samples, data, split)}

@@ -73,6 +73,11 @@ class Modality:
     def evaluate_real(self, data: Any, request: Any) -> dict[str, Any]:
         raise ConfigError(f"no real-data floor for {self.name} data yet", "the modality defines none")
 
+    def evaluate_samples(self, path: Path, data: Any, request: Any) -> dict[str, Any]:
+        """Samples made elsewhere (files at `path`) measured against `data` as a run's would be."""
+        raise ConfigError(f"samples of {self.name} data cannot be evaluated from files yet",
+                          "evaluate a run directory instead")
+
     def training_evaluator(self, cfg: Any, data: Any, echo: Callable[[str], None]
                            ) -> Callable[[Any, Any], dict[str, float]] | None:
         """A cheap evaluator for train.eval_every (first key: lower is better), or None."""

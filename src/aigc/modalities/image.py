@@ -99,6 +99,12 @@ class ImageModality(Modality):
 
         return evaluate_image_real(data, request)
 
+    def evaluate_samples(self, path: Path, data: Any, request: Any) -> dict[str, Any]:
+        from ..metrics.image_run import evaluate_image_samples, read_image_samples
+
+        images = read_image_samples(path, data, request.n, request.echo)
+        return evaluate_image_samples(images, data, request, samples=str(path))
+
     def training_evaluator(self, cfg: Any, data: Any, echo: Callable[[str], None]
                            ) -> Callable[[Any, Any], dict[str, float]]:
         from ..metrics.image_run import image_training_evaluator

@@ -43,6 +43,11 @@ class TextModality(Modality):
                               "the family must declare aigc.models.capabilities.ExactLikelihood")
         return evaluate_text_run(loaded, data, request.n_or(TEXT_EVAL_N), seed=request.seed, split=request.split)
 
+    def evaluate_samples(self, path: Path, data: Any, request: Any) -> dict[str, Any]:
+        from ..metrics.text import evaluate_text_samples
+
+        return evaluate_text_samples(path, data, request.n, split=request.split)
+
     def audit_summary(self, report: dict[str, Any]) -> list[str]:
         from ..data.audit_report import summary
 
