@@ -114,5 +114,40 @@ def test_profile_counts_the_flops_the_document_gan_step_must_do(tmp_path):
     rows = result["rows"]
     assert rows["aigc"]["gflop"] == pytest.approx(2 * 64 * aigc / 1e9, rel=1e-6)
     assert rows["reference"]["gflop"] == pytest.approx(2 * 64 * reference / 1e9, rel=1e-6)
-    assert 0 < rows["aigc"]["matmul/conv"] < rows["aigc"]["step_ms"] and rows["reference"]["data_ms"] > 0
+    # times are medians of separate repeats (a loaded machine can put the matmul median above the
+    # step's): that they were measured is checked here, their sizes are the benchmark's business
+    assert rows["aigc"]["matmul/conv"] > 0 and rows["aigc"]["step_ms"] > 0 and rows["reference"]["data_ms"] > 0
     assert "## mlp-gan" in out.read_text()
+
+
+def test_the_examples_reference_has_the_tutorials_nets():
+    """pytorch/examples' DCGAN cut to 28x28: z 100, G 100->128->64->1, D 1->64->128->1, BN where it puts it."""
+    import torch
+    from benchmarks.reference.dcgan_tutorial import ExamplesDiscriminator, ExamplesGenerator
+
+    g, d = ExamplesGenerator(), ExamplesDiscriminator()
+    convs = [(m.in_channels, m.out_channels, m.kernel_size[0]) for m in g.modules()
+             if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert convs == [(100, 128, 7), (128, 64, 4), (64, 1, 4)]
+    assert [(m.in_channels, m.out_channels, m.kernel_size[0]) for m in d.modules() if isinstance(m, torch.nn.Conv2d)] \
+        == [(1, 64, 4), (64, 128, 4), (128, 1, 7)]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in g.modules()) == 2
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules()) == 1
+    x = g(torch.randn(3, 100))
+    assert x.shape == (3, 1, 28, 28) and d(x).shape == (3,) and 0 < d(x).min() and d(x).max() < 1
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="needs Debian's dataset-fashion-mnist")
+def test_versus_measures_both_sides_at_each_mark(tmp_path):
+    from benchmarks.versus import main
+
+    out = tmp_path / "versus.md"
+    assert main(["--seeds", "0", "--marks", "4,8", "--n", "64", "--workdir", str(tmp_path / "w"),
+                 "--set", "train.threads=1", "--set", "model.channels=8", "--out", str(out)]) == 0
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert sorted((r["side"], r["step"]) for r in rows) == [("recipe", 4), ("recipe", 8),
+                                                            ("reference", 4), ("reference", 8)]
+    for r in rows:
+        assert r["fid"] > 0 and 0 <= r["recall"] <= 1 and r["train_minutes"] > 0
+    assert "| aigc `fashion-dcgan train.threads=1 model.channels=8` | 8 |" in out.read_text()
+    assert out.with_suffix(".png").is_file()
