@@ -443,7 +443,7 @@ def write_report(spec: SweepSpec, study: Any, echo: Callable[[str], None] = prin
 
 def command_line(spec: SweepSpec) -> str:
     """The `aigc sweep` command that makes (or resumes) this sweep."""
-    parts = ["aigc sweep", spec.recipe, *(f"--space {spec.space}" for _ in [0] if spec.space)]
+    parts = ["aigc sweep", spec.recipe, *([f"--space {spec.space}"] if spec.space else [])]
     parts += [f"--param {p}" for p in spec.params] + [f"--set {o}" for o in spec.overrides]
     parts += [f"--trials {spec.trials}", *([f"--steps {spec.steps}"] if spec.steps else []),
               *([f"--minutes {spec.minutes:g}"] if spec.minutes else []), f"--metric {','.join(spec.metrics)}",
