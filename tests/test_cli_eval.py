@@ -182,3 +182,18 @@ def test_text_samples_from_a_file_get_the_sample_metrics(capsys, tmp_path):
     assert got["new"]["novelty"] == 1.0 and got["copies"]["novelty"] < 0.5 and got["new"]["samples"] == 40
     assert got["new"]["length_mean_generated"] == 5.0 and got["copies"]["length_w1"] == 0.0
     assert "nll" not in got["new"]  # no model, no likelihood
+
+
+def test_a_folder_of_larger_samples_is_shaped_like_the_real_images(capsys, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(folder / f"{i}.png")
+    assert main(["eval", "--samples", str(folder), "--real", "digits", "--metrics", "fid",
+                 "--no-floor", "--out", str(tmp_path / "e.json")]) == 0
+    assert "the samples are 16x16x1; shaped to the real images' 8x8x1" in capsys.readouterr().err
+    assert json.loads((tmp_path / "e.json").read_text())["n"] == 12

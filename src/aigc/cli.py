@@ -343,8 +343,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     request = eval_request(args, out, echo)
     table = compare(args.items, request, out, real=args.real, echo=echo)
     print(text_table(table))
-    print(f"wrote {out / 'compare.md'}, {out / 'compare.json'}" + (
-        f", {out / 'compare.png'}" if (out / "compare.png").is_file() else ""))
+    print(f"wrote {out / 'compare.md'}, {out / 'compare.json'}" + (f", {table['picture']}" if table["picture"] else ""))
     return 0
 
 

@@ -87,7 +87,7 @@ def compare(items: list[str], request: Any, out: Path, real: str | None = None,
         floor = {"item": "real floor (training vs test data)", "kind": "real",
                  "values": _flat(evaluate_real(data, real_request))}
     table = {"data": data.meta.get("source", data.name), "n": request.n, "seed": request.seed,
-             "rows": rows, "floor": floor}
+             "rows": rows, "floor": floor, "picture": str(out / "compare.png") if modality.grids else None}
     atomic_write_text(out / "compare.json", json.dumps(table, indent=1) + "\n")
     atomic_write_text(out / "compare.md", markdown(table) + "\n")
     if modality.grids:

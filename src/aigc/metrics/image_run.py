@@ -114,13 +114,15 @@ def read_image_samples(path: Path, data: Dataset, n: int | None = None,
     else:
         raise DataError(f"--samples {path} is not a folder of images or an .npz file",
                         "give a folder of PNG/JPEG images or an npz of uint8 images (aigc sample --out X.npz)")
+    from ..data.images import shape_images
+
     c, h, w = data.train["x"].shape[1:]
     got = load_dataset(DataConfig(source=source, test_fraction=0.0))
     x = got.train["x"] if got.test is None else torch.cat([got.train["x"], got.test["x"]])
     if tuple(x.shape[1:]) != (c, h, w):
         echo(f"note: the samples are {x.shape[3]}x{x.shape[2]}x{x.shape[1]}; shaped to the real images' "
              f"{w}x{h}x{c} as training data would be")
-        x = load_dataset(DataConfig(source=source, test_fraction=0.0, image_size=h, channels=c)).train["x"]
+        x = shape_images(x, h, c)  # the data sources' own shaping (centre crop, area/bilinear resize)
     if n is not None and n > len(x):
         raise ConfigError(f"--n is {n:,} but {path} holds {len(x):,} images", f"use --n {len(x)} or fewer")
     if len(x) < 2:
