@@ -29,6 +29,16 @@ def _flat(result: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+def _intervals(result: dict[str, Any]) -> dict[str, list[float]]:
+    """The 95% intervals an evaluation gave, by value name."""
+    return {k: v for s in result.get("sections", []) for k, v in (s.get("intervals") or {}).items()}
+
+
+def _row(item: str, kind: str, result: dict[str, Any]) -> dict[str, Any]:
+    return {"item": item, "kind": kind, "n": result.get("n", result.get("samples")), "n_real": result.get("n_real"),
+            "values": _flat(result), "intervals": _intervals(result)}
+
+
 def resolve(items: list[str], real: str | None) -> tuple[list[tuple[str, Path]], Any]:
     """(kind, path) per item and the one Dataset they are all measured against."""
     from .config import DataConfig
@@ -78,14 +88,12 @@ def compare(items: list[str], request: Any, out: Path, real: str | None = None,
     for kind, path in entries:
         echo(f"measuring {path}")
         result = evaluate_run(path, each) if kind == "run" else evaluate_samples(path, data, each)
-        rows.append({"item": str(path), "kind": kind, "n": result.get("n", result.get("samples")),
-                     "values": _flat(result)})
+        rows.append(_row(str(path), kind, result))
     floor = None
     modality = MODALITIES.get(data.modality)
     if request.floor and type(modality).evaluate_real is not Modality.evaluate_real:  # it has a floor
         real_request = dataclasses.replace(each, floor=True)  # the floor's own request: its default
-        floor = {"item": "real floor (training vs test data)", "kind": "real",
-                 "values": _flat(evaluate_real(data, real_request))}
+        floor = _row("real floor (training vs test data)", "real", evaluate_real(data, real_request))
     table = {"data": data.meta.get("source", data.name), "n": request.n, "seed": request.seed,
              "rows": rows, "floor": floor, "picture": str(out / "compare.png") if modality.grids else None}
     atomic_write_text(out / "compare.json", json.dumps(table, indent=1) + "\n")
@@ -102,24 +110,30 @@ def _columns(table: dict[str, Any]) -> list[str]:
     return cols
 
 
-def _num(v: Any) -> str:
-    return "—" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+def _num(v: Any, interval: list[float] | None = None) -> str:
+    text = "—" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+    return text + (f" [{interval[0]:.3g}, {interval[1]:.3g}]" if interval and v is not None else "")
+
+
+def _cells(r: dict[str, Any], cols: list[str]) -> list[str]:
+    n = f"{r['n']:,} vs {r['n_real']:,}" if isinstance(r.get("n"), int) and r.get("n_real") else _num(r.get("n"))
+    return [r["item"], n, *(_num(r["values"].get(c), (r.get("intervals") or {}).get(c)) for c in cols)]
 
 
 def markdown(table: dict[str, Any]) -> str:
     cols = _columns(table)
     lines = [f"Measured against {table['data']}'s held-out images; n = {table['n'] or 'the standard'} per item, "
-             f"seed {table['seed']}.", "", "| item | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+             f"seed {table['seed']}. Brackets: 95% intervals from half-samples of both sides.", "",
+             "| item | n (items vs real) | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
     for r in table["rows"] + ([table["floor"]] if table["floor"] else []):
-        lines.append(f"| {r['item']} | " + " | ".join(_num(r["values"].get(c)) for c in cols) + " |")
+        lines.append("| " + " | ".join(_cells(r, cols)) + " |")
     return "\n".join(lines)
 
 
 def text_table(table: dict[str, Any]) -> str:
     cols = _columns(table)
-    body = [[r["item"], *(_num(r["values"].get(c)) for c in cols)]
-            for r in table["rows"] + ([table["floor"]] if table["floor"] else [])]
-    head = ["item", *cols]
+    body = [_cells(r, cols) for r in table["rows"] + ([table["floor"]] if table["floor"] else [])]
+    head = ["item", "n", *cols]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                      for row in [head, *body])

@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,9 @@ from ..files import atomic_write, atomic_write_text
 ARCH = "aigc-cnn-v1"   # bump when FeatureNet changes: cached networks are keyed by it
 INPUT_SIZE = 28        # every image is resized to this square side before the network
 FEATURE_DIM = 128
+TRAINING = "min-steps-500"  # part of the cache key: networks trained under older rules are retrained
+MIN_STEPS = 500        # a self-trained network trains at least this many steps, however small the data
+MAX_STEPS = 4000       # ... and at most this many (10 epochs of Fashion-MNIST would be 4,700)
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SHIPPED = "fashion-cnn"
 
@@ -111,7 +115,7 @@ def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 def train_feature_net(data: Dataset, *, epochs: float = 10, batch_size: int = 128, lr: float = 3e-3,
-                      max_steps: int | None = None, seed: int = 0,
+                      max_steps: int | None = None, min_steps: int = 1, seed: int = 0,
                       echo: Callable[[str], None] = print) -> Features:
     """Train a FeatureNet on `data.train`: a classifier when it has labels, else an autoencoder."""
     torch.manual_seed(seed)
@@ -122,8 +126,9 @@ def train_feature_net(data: Dataset, *, epochs: float = 10, batch_size: int = 12
     n = len(x)
     bs = min(batch_size, n)
     steps = max(1, int(math.ceil(epochs * n / bs)))
-    if max_steps is not None:
-        steps = min(steps, max_steps)
+    if max_steps is not None:  # the caller's bounds (feature_net_for: MIN_STEPS to MAX_STEPS)
+        steps = min(max(steps, min_steps), max_steps)
+    every = max(1, steps // 10)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     net.train()
@@ -143,8 +148,10 @@ def train_feature_net(data: Dataset, *, epochs: float = 10, batch_size: int = 12
         opt.step()
         sched.step()
         step += 1
-        if step % 500 == 0 or step == steps:
-            echo(f"feature net step {step}/{steps} loss={loss.item():.4f}")
+        if step % every == 0 or step == steps:
+            spent = time.perf_counter() - tic
+            echo(f"feature net step {step:,}/{steps:,} loss={loss.item():.4f} {spent:.0f} s"
+                 + (f", about {spent / step * (steps - step):.0f} s left" if step < steps else ""))
     net.eval()
     info: dict[str, Any] = {"name": f"{ARCH}-{data.name}", "arch": ARCH, "kind": "classifier" if k else "autoencoder",
                             "trained_on": data.meta.get("source", data.name), "n_train": n, "steps": steps,
@@ -160,6 +167,8 @@ def train_feature_net(data: Dataset, *, epochs: float = 10, batch_size: int = 12
             with torch.no_grad():
                 inp = net.prepare(xt[:2000])
                 info["test_mse"] = round(float(F.mse_loss(net.decoder(net(inp)[0]), inp)), 5)
+                mean_image = net.prepare(x).mean(0, keepdim=True)  # what a network that learned nothing gives
+                info["test_mse_mean_image"] = round(float(F.mse_loss(mean_image.expand_as(inp), inp)), 5)
     return feats
 
 
@@ -192,7 +201,11 @@ def data_fingerprint(data: Dataset) -> str:
     for key in ("x", "y"):
         if key in data.train:
             h.update(data.train[key].contiguous().numpy().tobytes())
-    return fingerprint(ARCH, h.hexdigest(), list(data.meta.get("class_names") or []))
+    return fingerprint(ARCH, TRAINING, h.hexdigest(), list(data.meta.get("class_names") or []))
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")[:40] or "data"
 
 
 def is_fashion_mnist(data: Dataset) -> bool:
@@ -215,9 +228,16 @@ def feature_net_for(data: Dataset, *, echo: Callable[[str], None] = print,
         except (OSError, ValueError, KeyError, RuntimeError):
             pass  # a damaged cache entry is retrained, never trusted
     echo(f"no shipped feature network fits {data.name}: training one on its {len(data)} training "
-         "images (once; cached by the data's fingerprint)")
-    feats = train_feature_net(data, max_steps=max_steps if max_steps is not None else 4000, echo=echo)
-    feats.info["data_fingerprint"] = key
+         f"images (once; it will be cached at {path})")
+    feats = train_feature_net(data, max_steps=max_steps if max_steps is not None else MAX_STEPS,
+                              min_steps=min(MIN_STEPS, max_steps or MIN_STEPS), echo=echo)
+    # the name says what it was trained on: one dataset's FIDs are comparable with each other only
+    feats.info.update(name=f"{ARCH}-{_slug(data.name)}-{key[:8]}", data_fingerprint=key)
+    acc, mse = feats.info.get("test_accuracy"), feats.info.get("test_mse")
+    echo(f"feature network {feats.info['name']}: " + (
+        f"held-out accuracy {acc:.2%}" if acc is not None else
+        f"held-out reconstruction MSE {mse} (the mean image gives {feats.info.get('test_mse_mean_image')})"
+        if mse is not None else "no held-out split to measure it on"))
     try:
         save_features(feats, path)
         echo(f"feature network cached at {path}")

@@ -8,6 +8,7 @@ module adds a section the same way (a likelihood section for families that have 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +37,11 @@ class Section:
     features: str = ""          # the feature network
     note: str = ""
     files: list[str] = field(default_factory=list)
+    intervals: dict[str, list[float]] = field(default_factory=dict)  # 95% [low, high] per value
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "values": self.values, "n": self.n, "against": self.against,
-                "features": self.features, "note": self.note, "files": self.files}
+                "features": self.features, "note": self.note, "files": self.files, "intervals": self.intervals}
 
 
 SectionFn = Callable[["ImageEvalContext"], "Section | None"]
@@ -75,6 +77,28 @@ class ImageEvalContext:
     def section(self, name: str, values: dict[str, float], **kw: Any) -> Section:
         return Section(name, values, kw.pop("n", len(self.samples)), kw.pop("against", self.against),
                        kw.pop("features", self.feats.name), **kw)
+
+    def refused(self, name: str, why: str) -> Section:
+        """A section the data cannot support: no numbers, and the reason in words."""
+        return self.section(name, {}, note=f"not computed: {why}")
+
+    def intervals(self, fn: Callable[[torch.Tensor, torch.Tensor], dict[str, float]], point: dict[str, float],
+                  need: int = 2, bounds: dict[str, tuple[float, float]] | None = None) -> dict[str, list[float]]:
+        """95% intervals of fn's values from half-samples of both feature sets (none when asked for
+        none, or when a half would hold fewer than `need` items)."""
+        reps = int(self.options.get("intervals") or 0)
+        if reps < 2 or min(len(self.samples), len(self.reference)) // 2 < need:
+            return {}
+        out = M.half_sample_intervals(self.sample_feats, self.ref_feats, fn, point, reps=reps, seed=self.seed)
+        for k, (lo, hi) in (bounds or {}).items():
+            if k in out:
+                out[k] = [max(out[k][0], lo), min(out[k][1], hi)]
+        return out
+
+    def file_name(self, stem: str) -> str:
+        """A figure's file name, carrying the evaluation's name so a second eval never overwrites it."""
+        prefix = self.options.get("name")
+        return f"{prefix}-{stem}" if prefix else stem
 
     @functools.cached_property
     def _sample_out(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -122,16 +146,35 @@ def train_features(data: Dataset, feats: Features, echo: Callable[[str], None] =
 
 # ---------------------------------------------------------------- sections
 
+MIN_KNN = 50         # k-NN precision/recall/density/coverage need this many items on each side
+MIN_BASELINE = 50    # memorization needs this many held-out images to set its threshold
+INTERVAL_NOTE = "95% intervals from half-samples of both sides (delete-half jackknife)"
+
+
 @image_section("fid")
 def fid_section(ctx: ImageEvalContext) -> Section:
-    return ctx.section("fid", {"fid": M.fid(ctx.sample_feats, ctx.ref_feats)})
+    dim = ctx.sample_feats.shape[1]
+    if min(len(ctx.samples), len(ctx.reference)) <= dim:
+        return ctx.refused("fid", f"FID needs more images than the features' {dim} dimensions on each side "
+                                  f"({len(ctx.samples)} generated, {len(ctx.reference)} real): with fewer its "
+                                  "covariance is rank-deficient and the distance means little; read KID")
+    point = {"fid": M.fid(ctx.sample_feats, ctx.ref_feats)}
+    iv = ctx.intervals(lambda a, b: {"fid": M.fid(a, b)}, point, need=dim + 1, bounds={"fid": (0.0, math.inf)})
+    short = ctx.options.get("intervals") and not iv
+    return ctx.section("fid", point, intervals=iv, note=INTERVAL_NOTE if iv else (
+        f"no interval: a half-sample would hold fewer than {dim + 1} images on a side" if short else ""))
 
 
 @image_section("kid")
 def kid_section(ctx: ImageEvalContext) -> Section:
     size = min(1000, len(ctx.samples), len(ctx.reference))
     mean, std = M.kid(ctx.sample_feats, ctx.ref_feats, subset_size=size, seed=ctx.seed)
-    return ctx.section("kid", {"kid": mean, "kid_std": std}, note=f"100 subsets of {size}, cubic kernel")
+    half = min(1000, len(ctx.samples) // 2, len(ctx.reference) // 2)
+    subsets = max(10, min(100, 10_000 // max(half, 1)))  # small halves: more subsets, so their own noise stays small
+    iv = ctx.intervals(lambda a, b: {"kid": M.kid(a, b, subsets=subsets, subset_size=half, seed=ctx.seed)[0]},
+                       {"kid": mean})
+    return ctx.section("kid", {"kid": mean, "kid_std": std}, intervals=iv,
+                       note=f"100 subsets of {size}, cubic kernel" + (f"; {INTERVAL_NOTE}" if iv else ""))
 
 
 @image_section("is")
@@ -146,8 +189,17 @@ def inception_score_section(ctx: ImageEvalContext) -> Section | None:
 
 @image_section("prdc")
 def prdc_section(ctx: ImageEvalContext) -> Section:
-    return ctx.section("prdc", M.prdc(ctx.ref_feats, ctx.sample_feats, k_pr=3, k_dc=5),
-                       note="precision/recall k=3 (Kynkaanniemi 2019), density/coverage k=5 (Naeem 2020)")
+    if min(len(ctx.samples), len(ctx.reference)) < MIN_KNN:
+        return ctx.refused("prdc", f"k-NN precision, recall, density and coverage need at least {MIN_KNN} images "
+                                   f"on each side ({len(ctx.samples)} generated, {len(ctx.reference)} real): "
+                                   "balls around a handful of points do not describe a distribution")
+    point = M.prdc(ctx.ref_feats, ctx.sample_feats, k_pr=3, k_dc=5)
+    unit = {k: (0.0, 1.0) for k in ("precision", "recall", "coverage")}
+    iv = ctx.intervals(lambda a, b: M.prdc(b, a, k_pr=3, k_dc=5), point, need=MIN_KNN // 2,
+                       bounds={**unit, "density": (0.0, math.inf)})
+    return ctx.section("prdc", point, intervals=iv,
+                       note="precision/recall k=3 (Kynkaanniemi 2019), density/coverage k=5 (Naeem 2020)"
+                            + (f"; {INTERVAL_NOTE}" if iv else ""))
 
 
 @image_section("conditional")
@@ -180,14 +232,17 @@ def memorization_section(ctx: ImageEvalContext) -> Section:
     files = []
     if ctx.out_dir is not None:
         top = closest_pairs(mem.sample_dist, 16)
-        path = save_pairs_png(images[top], ctx.data.train["x"][mem.sample_index[top]],
-                              ctx.out_dir / ("closest-pairs-real" if ctx.real else "closest-pairs"))
+        stem = ctx.file_name("closest-pairs-real" if ctx.real else "closest-pairs")
+        path = save_pairs_png(images[top], ctx.data.train["x"][mem.sample_index[top]], ctx.out_dir / stem)
         files.append(str(path))
-    return ctx.section("memorization", mem.values(), n=len(queries),
-                       against=f"train split ({len(ctx.train_feats)} images); baseline {len(heldout)} "
-                               f"{ctx.ref_split} images",
-                       note=f"{what}; copy = nearest-training distance below the {mem.quantile:.0%} "
-                            "quantile of the baseline's", files=files)
+    against = f"train split ({len(ctx.train_feats)} images); baseline {len(heldout)} {ctx.ref_split} images"
+    if len(heldout) < MIN_BASELINE:
+        return ctx.section("memorization", {}, n=len(queries), against=against, files=files,
+                           note=f"not computed: the share of copies needs at least {MIN_BASELINE} held-out images to "
+                                f"set its threshold, and there are {len(heldout)}; the closest pairs are drawn")
+    aside = f" ({mem.set_aside} held-out near-duplicates of training images set aside)" if mem.set_aside else ""
+    return ctx.section("memorization", mem.values(), n=len(queries), against=against,
+                       note=f"{what}; copy = nearer a training image than any baseline image is{aside}", files=files)
 
 
 @image_section("inception-fid")

@@ -13,6 +13,7 @@ from ..data.base import Dataset, cache_dir, fingerprint
 from ..files import atomic_write_text
 from ..models.capabilities import is_conditional
 from ..pixels import quantize
+from .image import HALF_SAMPLES
 from .image_eval import IMAGE_SECTIONS, ImageEvalContext, Section, run_sections
 from .likelihood import likelihood_section  # noqa: F401  (registers the "likelihood" section)
 from .request import EvalRequest
@@ -35,9 +36,16 @@ def _reference(data: Dataset, n: int, echo: Callable[[str], None], split: str = 
     return x[:n], split
 
 
+def _options(request: EvalRequest, **more: Any) -> dict[str, Any]:
+    """What the sections read from the request."""
+    return {"inception_weights": request.inception_weights, "name": request.name,
+            "intervals": HALF_SAMPLES if request.intervals is None else request.intervals, **more}
+
+
 def _result(kind: str, data: Dataset, ctx: ImageEvalContext, sections: list[Section], n: int,
             seconds: float, **facts: Any) -> dict[str, Any]:
     return {"kind": kind, "modality": "image", "data": data.meta.get("source", data.name), "n": n,
+            "n_real": len(ctx.reference), "ref_split": ctx.ref_split, "intervals": ctx.options.get("intervals", 0),
             "against": ctx.against, "features": ctx.feats.info, "seed": ctx.seed, **facts,
             "sections": [s.to_dict() for s in sections], "seconds": round(seconds, 1)}
 
@@ -59,7 +67,9 @@ def evaluate_image_real(data: Dataset, request: EvalRequest) -> dict[str, Any]:
                         "set data.test_fraction above 0 for sources without one")
     weights = Path(opts.inception_weights) if opts.inception_weights else None
     stamp = [str(weights.resolve()), weights.stat().st_size, weights.stat().st_mtime_ns] if weights else None
-    key = fingerprint("floor", data_fingerprint(data), feats.name, n, opts.seed, opts.metrics, stamp)
+    options = _options(opts)
+    key = fingerprint("floor", data_fingerprint(data), feats.name, n, opts.seed, opts.metrics, stamp,
+                      options["intervals"], opts.name)
     path = cache_dir() / "floors" / f"{key}.json"
     if path.is_file():
         try:
@@ -69,8 +79,7 @@ def evaluate_image_real(data: Dataset, request: EvalRequest) -> dict[str, Any]:
     g = torch.Generator().manual_seed(opts.seed)
     pick = torch.randperm(len(data), generator=g)[:n]
     ctx = ImageEvalContext(data, feats, data.train["x"][pick], ref, split, real=True,
-                           out_dir=opts.out_dir, seed=opts.seed, echo=opts.echo,
-                           options={"inception_weights": opts.inception_weights})
+                           out_dir=opts.out_dir, seed=opts.seed, echo=opts.echo, options=options)
     sections = run_sections(ctx, opts.metrics)
     result = _result("real", data, ctx, sections, len(pick), time.perf_counter() - tic,
                      samples="real training images")
@@ -149,14 +158,13 @@ def evaluate_image_samples(images: torch.Tensor, data: Dataset, request: EvalReq
     ref, split = _reference(data, n, opts.echo, opts.split)
     ctx = ImageEvalContext(data, feats, images, ref, split, labels=labels, model=model,
                            out_dir=opts.out_dir, seed=opts.seed, echo=opts.echo,
-                           options={"inception_weights": opts.inception_weights, "iwae_k": opts.iwae_k,
-                                    "likelihood_n": opts.likelihood_n})
+                           options=_options(opts, iwae_k=opts.iwae_k, likelihood_n=opts.likelihood_n))
     sections = run_sections(ctx, opts.metrics)
     result = _result(kind, data, ctx, sections, n, time.perf_counter() - tic, **facts)
     if opts.floor and split == "test":
         result["floor"] = evaluate_image_real(data, EvalRequest(
-            n=n, metrics=opts.metrics, seed=opts.seed, out_dir=opts.out_dir,
-            inception_weights=opts.inception_weights, echo=opts.echo))
+            n=n, metrics=opts.metrics, seed=opts.seed, out_dir=opts.out_dir, name=opts.name,
+            inception_weights=opts.inception_weights, intervals=opts.intervals, echo=opts.echo))
     return result
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-HELDOUT_QUANTILE = 0.01  # a sample is a "copy" when closer to training data than 99% of held-out images
+NEAR_DUPLICATE = 0.2  # held-out items nearer a training item than this x the median are duplicates, set aside
 
 
 def pairwise_sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -62,33 +62,39 @@ class Memorization:
     """Each sample's nearest-training distance next to the held-out baseline."""
 
     copies: float                 # share of samples below the threshold
-    threshold: float              # HELDOUT_QUANTILE of held-out images' nearest-training distances
-    quantile: float
+    threshold: float              # the smallest nearest-training distance of a held-out image
+    set_aside: int                # held-out images left out of the baseline as duplicates of training images
     sample_dist: torch.Tensor     # [N] float64
     sample_index: torch.Tensor    # [N] index of the nearest training item
     heldout_dist: torch.Tensor    # [M] float64
 
     def values(self) -> dict[str, float]:
-        return {"copies": self.copies, "threshold": self.threshold,
+        copied = self.sample_index[self.sample_dist < self.threshold]
+        return {"copies": self.copies, "copied_train_images": float(len(copied.unique())),
+                "threshold": self.threshold, "heldout_set_aside": float(self.set_aside),
                 "sample_median_dist": float(self.sample_dist.median()),
                 "heldout_median_dist": float(self.heldout_dist.median())}
 
 
 def memorization(sample_feats: torch.Tensor, train_feats: torch.Tensor, heldout_feats: torch.Tensor,
-                 quantile: float = HELDOUT_QUANTILE) -> Memorization:
-    """Share of samples closer to the training set than held-out real images (almost) ever are.
+                 near_duplicate: float = NEAR_DUPLICATE) -> Memorization:
+    """Share of samples closer to the training set than any held-out real image is.
 
-    The threshold is a low quantile of the held-out images' nearest-training distances rather than
-    their minimum: one near-duplicate between a dataset's train and test splits would otherwise
-    set it to ~0 and hide every copy. By construction a held-out image is flagged `quantile` of the
-    time; a generator that returns training images verbatim is flagged ~100%.
+    The threshold is the smallest nearest-training distance among held-out images, so no real
+    held-out image counts as a copy by construction. Held-out images that are themselves
+    near-duplicates of training images (closer than `near_duplicate` x the median distance; a
+    dataset's train and test splits often share a few) are set aside first: one of them would set
+    the threshold to ~0 and hide every copy. A generator returning training images verbatim is
+    flagged ~100%; `copied_train_images` says how many distinct training images the copies match
+    (a blurry generator can sit near one smooth image many times without copying it).
     """
     s_dist, s_idx = nearest_neighbours(sample_feats, train_feats, k=1)
     h_dist, _ = nearest_neighbours(heldout_feats, train_feats, k=1)
     h = h_dist[:, 0]
-    threshold = float(torch.quantile(h, quantile))
+    kept = h[h >= near_duplicate * h.median()]
+    threshold = float(kept.min()) if len(kept) else float(h.min())
     copies = float((s_dist[:, 0] < threshold).double().mean())
-    return Memorization(copies, threshold, quantile, s_dist[:, 0], s_idx[:, 0], h)
+    return Memorization(copies, threshold, len(h) - len(kept), s_dist[:, 0], s_idx[:, 0], h)
 
 
 def closest_pairs(dist: torch.Tensor, count: int = 16) -> torch.Tensor:

@@ -14,6 +14,8 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..limits import MAX_EVAL_N, MAX_SEED, check_int
 
+MAX_INTERVALS = 1000
+
 
 @dataclass
 class EvalRequest:
@@ -22,6 +24,7 @@ class EvalRequest:
     split: str = "test"                   # the held-out split samples are compared with
     checkpoint: str = "latest"
     out_dir: Path | None = None           # where figures go (closest pairs)
+    name: str | None = None               # figures' file names start with it (one eval's files apart from another's)
     echo: Callable[[str], None] = print
     # optional: honoured where the modality names them in eval_options
     metrics: list[str] | None = None      # section names; None: all that apply
@@ -29,10 +32,11 @@ class EvalRequest:
     floor: bool = True                    # also compute (or reuse) the real-data floor
     iwae_k: list[int] | None = None       # families with a latent likelihood: the bounds' k
     likelihood_n: int | None = None       # held-out items for those bounds
+    intervals: int | None = None          # half-samples behind 95% intervals (None: the modality's default, 0: none)
 
-    OPTIONAL = ("metrics", "inception_weights", "floor", "iwae_k", "likelihood_n")
+    OPTIONAL = ("metrics", "inception_weights", "floor", "iwae_k", "likelihood_n", "intervals")
     FLAGS = {"metrics": "--metrics", "inception_weights": "--inception-weights", "floor": "--no-floor",
-             "iwae_k": "--iwae-k", "likelihood_n": "--likelihood-n"}
+             "iwae_k": "--iwae-k", "likelihood_n": "--likelihood-n", "intervals": "--intervals"}
 
     def given(self) -> list[str]:
         """The optional fields set to something other than their default."""
@@ -50,6 +54,10 @@ class EvalRequest:
         if self.n is not None and self.n > MAX_EVAL_N:
             raise ConfigError(f"--n is {self.n:,}", f"evaluate at most {MAX_EVAL_N:,} samples")
         check_int(self.seed, "--seed", 0, MAX_SEED, ConfigError)
+        if self.intervals is not None:
+            check_int(self.intervals, "--intervals", 0, MAX_INTERVALS, ConfigError)
+            if self.intervals == 1:
+                raise ConfigError("--intervals is 1", "use 0 (no intervals) or at least 2 half-samples, e.g. 20")
         if self.split not in ("test", "val"):
             raise ConfigError(f"split '{self.split}'", "use test or val")
 

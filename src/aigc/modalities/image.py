@@ -25,8 +25,8 @@ class ImageModality(Modality):
     formats = ("png", "npz")
     grids = True
     stream_formats = ("npz",)
-    eval_options = frozenset({"metrics", "inception_weights", "floor", "iwae_k", "likelihood_n"})
-    floor_options = frozenset({"metrics", "inception_weights"})
+    eval_options = frozenset({"metrics", "inception_weights", "floor", "iwae_k", "likelihood_n", "intervals"})
+    floor_options = frozenset({"metrics", "inception_weights", "intervals"})
 
     def save(self, samples: torch.Tensor, path: Path, fmt: str | None = None, nrow: int | None = None,
              **layout: Any) -> Path:
