@@ -38,7 +38,7 @@ def test_training_logs_a_cheap_fid_and_marks_the_best_checkpoint(cgan_run):
 
 
 def test_eval_of_a_run_prints_a_table_writes_json_figures_and_the_report(cgan_run, capsys):
-    code = main(["eval", str(cgan_run), "--n", "120", "--checkpoint", "best",
+    code = main(["eval", str(cgan_run), "--n", "160", "--checkpoint", "best",
                  "--metrics", "fid,kid,is,prdc", "--metrics", "conditional,memorization"])
     assert code == 0
     out = capsys.readouterr().out
@@ -49,10 +49,10 @@ def test_eval_of_a_run_prints_a_table_writes_json_figures_and_the_report(cgan_ru
     for s in result["sections"]:  # every result says what it measured against and with what
         assert s["n"] > 0 and s["against"] and s["features"] == "aigc-cnn-v1-fashion-mnist"
     fid = result["sections"][0]
-    assert fid["n"] == 120 and fid["against"] == "test split (120 real images)"
+    assert fid["n"] == 160 and fid["against"] == "test split (160 real images)"
     floor = {s["name"]: s["values"] for s in result["floor"]["sections"]}
     assert floor["fid"]["fid"] < fid["values"]["fid"]  # real images beat a 4-step generator
-    assert (cgan_run / "closest-pairs.png").is_file()
+    assert (cgan_run / "eval-closest-pairs.png").is_file()
     report = (cgan_run / "report.md").read_text()
     assert "## Evaluation" in report and "real floor" in report
     main(["eval", str(cgan_run), "--n", "50", "--metrics", "fid", "--no-floor"])
@@ -78,6 +78,8 @@ def test_eval_real_gives_the_floor(cache, capsys):
     (["eval", "--real", "digits", "--out", "pt_inception.pth/eval.json"], "cannot write to pt_inception.pth"),
     (["eval", "--samples", "pt_inception.pth", "--real", "digits"], "not a folder of images or an .npz"),
     (["eval", "--samples", "x.npz"], "--samples needs --real"),
+    (["eval", "--real", "digits", "--intervals", "1"], "--intervals is 1"),
+    (["eval", "--real", "digits", "--intervals", "-3"], "--intervals is -3"),
 ])
 def test_bad_input_is_one_clear_line(cache, capsys, tmp_path, monkeypatch, argv, words):
     monkeypatch.chdir(tmp_path)
@@ -139,6 +141,32 @@ def test_samples_written_by_aigc_sample_give_the_runs_own_figures(digits_samples
     assert b["kind"] == "samples" and b["samples"] == str(samples)
     assert [s["values"] for s in a["sections"]] == [s["values"] for s in b["sections"]]
     assert a["floor"]["sections"] == b["floor"]["sections"] and a["sections"][0]["values"]["fid"] > 0
+    fid, kid, prdc = a["sections"]  # 95% intervals around KID and the four k-NN numbers, each holding its value
+    for s, keys in ((kid, ["kid"]), (prdc, ["precision", "recall", "density", "coverage"])):
+        for k in keys:
+            lo, hi = s["intervals"][k]
+            assert lo <= s["values"][k] <= hi
+    assert kid["intervals"]["kid"][0] < kid["intervals"]["kid"][1]
+    assert fid["intervals"] == {} and "no interval: a half-sample would hold fewer than 129" in fid["note"]
+    assert a["n"] == 300 and a["n_real"] == 180  # digits has 180 test images: said, and warned about
+    assert main(["eval", str(run), *COMMON, "--intervals", "0", "--no-floor", "--out", str(tmp_path / "no.json")]) == 0
+    plain = json.loads((tmp_path / "no.json").read_text())
+    assert all(s["intervals"] == {} for s in plain["sections"])
+    assert [s["values"] for s in plain["sections"]] == [s["values"] for s in a["sections"]]
+    out = capsys.readouterr().out
+    assert "note: only 180 real test images to measure against (300 on the other side" in out
+
+
+def test_an_eval_with_out_leaves_the_run_alone_and_names_its_files(cgan_run, tmp_path):
+    report = (cgan_run / "report.md").read_bytes()
+    for name in ("first", "second"):
+        assert main(["eval", str(cgan_run), "--n", "60", "--metrics", "memorization", "--no-floor", "--quiet",
+                     "--out", str(tmp_path / f"{name}.json")]) == 0
+    assert (cgan_run / "report.md").read_bytes() == report
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first-closest-pairs.png", "first.json",
+                                                          "second-closest-pairs.png", "second.json"]
+    result = json.loads((tmp_path / "second.json").read_text())
+    assert result["sections"][0]["files"] == [str(tmp_path / "second-closest-pairs.png")]
 
 
 def test_compare_puts_runs_and_samples_on_one_evaluator(digits_samples, capsys, tmp_path):

@@ -151,13 +151,30 @@ def cmd_sample(args: argparse.Namespace) -> int:
         path = modality.save_stream(chunks, args.n, loaded.model.meta, target, fmt)
         print(f"wrote {args.n} samples to {path}")
         return 0
+    layout, asked = {}, opts.get("labels")
+    if modality.grids and asked is not None:  # a grid of one column per label, whatever n is
+        from .io import label_grid
+
+        opts["labels"], layout["nrow"] = label_grid(asked, args.n)
     samples = loaded.sample(args.n, seed=args.seed, **opts)
-    if modality.prints and out is None:
-        print(modality.to_text(samples))
+    if modality.prints and out is None:  # a terminal acts on control characters: show them escaped
+        from .vocab import escape_controls
+
+        print(escape_controls(modality.to_text(samples)))
         return 0
-    path = modality.save(samples, target, fmt)
-    print(f"wrote {len(samples)} samples to {path}")
+    path = modality.save(samples, target, fmt, **layout)
+    print(f"wrote {len(samples)} samples to {path}" + _grid_note(layout.get("nrow"), asked, args.n, path))
     return 0
+
+
+def _grid_note(nrow: int | None, labels: Any, n: int, path: Path) -> str:
+    """' (9 rows x 2 columns, one column per label: 3, 7)' for a picture grid laid out by label."""
+    if not nrow or path.suffix != ".png":
+        return ""
+    from .io import grid_shape
+
+    rows, cols = grid_shape(n, nrow)
+    return f" ({rows} rows x {cols} columns, one column per label: {', '.join(map(str, labels))})"
 
 
 STREAM_CHUNK = 10_240  # samples a chunk when streaming (a multiple of every family's own chunk)
@@ -203,7 +220,7 @@ def _data_config(args: argparse.Namespace):
     from .config import DataConfig, from_dict
 
     fields = {"source": args.source}
-    for key in ("root", "image_size", "channels", "crop", "limit", "test_fraction", "split_seed"):
+    for key in ("root", "image_size", "channels", "crop", "limit", "test_fraction", "split_seed", "block_size"):
         if getattr(args, key, None) is not None:
             fields[key] = getattr(args, key)
     cfg = from_dict(DataConfig, fields, "data")
@@ -230,6 +247,8 @@ def cmd_data_audit(args: argparse.Namespace) -> int:
 def cmd_data_prepare(args: argparse.Namespace) -> int:
     from .data.prepare import prepare
 
+    if args.strip_ansi:
+        return _strip_ansi(args)
     check_output_folder(Path(args.out))
     manifest = prepare(_data_config(args), Path(args.out), dedup=args.dedup)
     counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
@@ -237,6 +256,21 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     if manifest["dedup"]:
         print(f"dropped duplicates: {manifest['dedup']['dropped']}")
     print(f"train on it with: aigc train RECIPE --set data.source=prepared:{args.out}")
+    return 0
+
+
+def _strip_ansi(args: argparse.Namespace) -> int:
+    """`aigc data prepare lines:FILE --strip-ansi --out CLEAN.txt`: the text file without ANSI codes."""
+    from .data.prepare import strip_ansi_copy
+
+    if args.dedup or args.image_size or args.channels or args.crop:
+        raise ConfigError("--strip-ansi writes a cleaned text file and takes no image options",
+                          "drop --dedup, --image-size, --channels and --crop")
+    check_output_file(Path(args.out))
+    done = strip_ansi_copy(args.source, Path(args.out))
+    print(f"removed {done['sequences']} ANSI escape sequences from {done['lines']} lines of {done['source']} "
+          f"-> {done['out']}")
+    print(f"train on it with: aigc train RECIPE --set data.source={done['clean_source']}")
     return 0
 
 
@@ -250,7 +284,11 @@ def _add_data_commands(sub: Any) -> None:
     a.add_argument("--near", type=float, default=0.995, help="cosine at which images count as near-duplicates")
     p = dsub.add_parser("prepare", help="resize/crop/convert, optionally de-duplicate, save for `prepared:DIR`")
     p.add_argument("source", help="image dataset name or source (see `aigc data audit --help`)")
-    p.add_argument("--out", required=True, help="folder for data.safetensors and manifest.json")
+    p.add_argument("--out", required=True, help="folder for data.safetensors and manifest.json "
+                                               "(with --strip-ansi: the cleaned text file)")
+    p.add_argument("--strip-ansi", action="store_true",
+                   help="text: write a copy of a lines:FILE or text:FILE without ANSI escape sequences "
+                        "(terminal colour codes) to --out")
     p.add_argument("--dedup", action="store_true",
                    help="drop exact and near-duplicates, and test items that duplicate training items")
     p.add_argument("--image-size", type=int, help="square side after crop and resize")
@@ -263,16 +301,18 @@ def _add_data_commands(sub: Any) -> None:
         q.add_argument("--limit", type=int, help="only the first N training items")
     a.add_argument("--image-size", type=int, help="compare images at this side (default: up to 64)")
     a.add_argument("--channels", type=int, choices=[1, 3], help="1 (grayscale) or 3 (RGB)")
+    a.add_argument("--block-size", type=int,
+                   help="text: compare sample lengths with this data.block_size (default: the recipes' 64)")
     a.set_defaults(func=cmd_data_audit)
     p.set_defaults(func=cmd_data_prepare)
 
 
-def eval_request(args: argparse.Namespace, out_dir: Path, echo: Any) -> Any:
+def eval_request(args: argparse.Namespace, out_dir: Path, echo: Any, name: str | None = None) -> Any:
     """The EvalRequest for the flags given (checked here so a mistake costs no sampling)."""
     from .metrics import EvalRequest
 
     req = EvalRequest(n=args.n, seed=args.seed, split=args.split, checkpoint=args.checkpoint,
-                      out_dir=out_dir, echo=echo)
+                      out_dir=out_dir, name=name, intervals=args.intervals, echo=echo)
     if args.metrics:
         req.metrics = [m.strip() for m in ",".join(args.metrics).split(",") if m.strip()]
     if args.inception_weights:
@@ -319,7 +359,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else Path(args.run_dir) / "eval.json"
     echo = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     check_output_file(out)  # folders are made when results are written: a typo leaves none behind
-    request = eval_request(args, out.parent, echo)
+    request = eval_request(args, out.parent, echo, name=out.stem)  # its figures: OUT-closest-pairs.png, ...
     if args.samples is not None:
         result = evaluate_samples(args.samples, args.real, request)
     elif args.real is not None:
@@ -329,8 +369,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     atomic_write_text(out, json.dumps(result, indent=1) + "\n")
     print(format_result(result))
     print(f"wrote {out}")
-    if args.run_dir is not None and update_run_report(Path(args.run_dir), result):
-        print(f"updated {Path(args.run_dir) / 'report.md'}")
+    if args.run_dir is not None and args.out is None and update_run_report(Path(args.run_dir), result):
+        print(f"updated {Path(args.run_dir) / 'report.md'}")  # an explicit --out leaves the run as it was
     return 0
 
 
@@ -370,7 +410,8 @@ def build_parser() -> Parser:
     s.add_argument("run_dir", help="a run directory written by `aigc train`")
     s.add_argument("--n", type=int, default=16, help="how many samples")
     s.add_argument("--seed", type=int, help="random seed (same seed, same samples)")
-    s.add_argument("--label", action="append", help="class name or index (conditional models; repeat for several)")
+    s.add_argument("--label", action="append", help="class name or index (conditional models; repeat for several: "
+                                                      "the PNG grid has one column per label)")
     s.add_argument("--out", help="output file (.png grid, .npz arrays or .txt)")
     s.add_argument("--format", help="output format: png or npz for images, txt for text (default from --out's suffix)")
     s.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
@@ -441,6 +482,9 @@ def build_parser() -> Parser:
                    help="FID Inception-v3 weights (pytorch-fid's pt_inception-2015-12-05, as .safetensors) "
                         "for standard FID")
     e.add_argument("--no-floor", action="store_true", help="images: skip the real-data floor column")
+    e.add_argument("--intervals", type=int, metavar="R",
+                   help="images: half-samples behind the 95%% intervals of FID, KID and precision/recall/density/"
+                        "coverage (default 20; 0: none)")
     e.add_argument("--quiet", action="store_true", help="no progress notes")
     e.set_defaults(func=cmd_eval)
 
@@ -451,6 +495,8 @@ def build_parser() -> Parser:
     c.add_argument("--metrics", action="append", metavar="NAMES", help="images: sections, e.g. fid,prdc")
     c.add_argument("--seed", type=int, default=0, help="random seed for sampling and subsets")
     c.add_argument("--no-floor", action="store_true", help="skip the real-data floor row")
+    c.add_argument("--intervals", type=int, metavar="R", help="images: half-samples behind the 95%% intervals "
+                                                             "(default 20; 0: none)")
     c.add_argument("--out", help="folder for compare.md, compare.json, compare.png (default runs/compare)")
     c.add_argument("--quiet", action="store_true", help="no progress notes")
     c.set_defaults(func=cmd_compare, split="test", checkpoint="latest", inception_weights=None, iwae_k=None,

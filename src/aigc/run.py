@@ -147,10 +147,14 @@ class Loaded:
         return torch.Generator().manual_seed(seed)
 
     def sample_pil(self, n: int = 16, **kwargs: Any):
-        """Images as one PIL grid (see aigc.io.to_pil for single images)."""
-        from .io import to_pil
+        """Images as one PIL grid (see aigc.io.to_pil for single images); with several `labels`,
+        one column per label (aigc.io.label_grid), else a square."""
+        from .io import label_grid, to_pil
 
-        return to_pil(self.sample(n, **kwargs))
+        nrow = None
+        if kwargs.get("labels") is not None:
+            kwargs["labels"], nrow = label_grid(kwargs["labels"], n)
+        return to_pil(self.sample(n, **kwargs), nrow)
 
     def __repr__(self) -> str:
         return f"Loaded({self.config.model['name']}, {self.run_dir}, {self.checkpoint.name})"

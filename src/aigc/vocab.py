@@ -1,8 +1,10 @@
-"""Character vocabulary and line hashes shared by the text data and the text families."""
+"""Character vocabulary and line hashes shared by the text data and the text families; ANSI escape
+sequences and control characters in text (found, stripped, or escaped for showing)."""
 from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from typing import Any
 
 import numpy as np
@@ -85,3 +87,22 @@ def pack_hashes(lines: list[str]) -> str:
 
 def unpack_hashes(blob: str) -> set[int]:
     return {int(h) for h in np.frombuffer(base64.b64decode(blob), dtype="<u8")}
+
+
+# ANSI escape sequences: CSI (ESC [ ... final byte, e.g. the colour code ESC[32m), OSC (ESC ] ... BEL or
+# ESC \, e.g. window titles and hyperlinks) and the two-character escapes (ESC 7, ESC c, ...).
+ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\x1b\\)|[0-Z\\^-~])")
+# What a terminal acts on rather than shows: C0 controls (newline and tab aside), DEL, C1 controls,
+# and the bidirectional embeddings, overrides and isolates that reorder the text around them.
+CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def strip_ansi(text: str) -> str:
+    """The text without its ANSI escape sequences (terminal colour codes and the like)."""
+    return ANSI.sub("", text)
+
+
+def escape_controls(text: str) -> str:
+    """Text safe to show on a terminal or in markdown: printable characters, newlines and tabs as
+    they are; every control character as a visible escape (ESC -> \\x1b, CR -> \\r, U+202E -> \\u202e)."""
+    return CONTROLS.sub(lambda m: repr(m.group())[1:-1], text)

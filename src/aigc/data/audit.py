@@ -10,12 +10,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..pixels import conv_plan, conv_sides_near
 from . import dedup
-from .base import load_dataset, split_source
+from .base import load_dataset, random_split, split_source
 from .images import decode_image, list_images, shape_images
 
 AUDIT_SIDE = 64        # folders of mixed sizes are compared at this side unless data.image_size is set
 OUTLIER_Z = 5.0        # robust z-score of the distance to the class centre that counts as an outlier
+TINY = 1000            # fewer training images than this is a tiny dataset for a GAN or VAE
 SHOW = 12              # groups (rows) per contact sheet
 
 
@@ -37,6 +39,8 @@ class ImageData:
     splits: dict[str, ImageSplit]
     class_names: list[str]
     unreadable: list[str]
+    train_side: int | None = None    # the side `train` shapes images to (None: mixed sizes, which it refuses)
+    split_off: int = 0               # images of `train` that training holds out as its test split
 
 
 # ---------------------------------------------------------------- collecting
@@ -57,8 +61,9 @@ def collect_images(cfg: Any) -> ImageData:
         y = part.get("y", torch.full((n,), -1, dtype=torch.int64))
         splits[name] = ImageSplit(x, y, [f"{name}[{i}]" for i in range(n)], dedup.content_hashes(x),
                                   Counter({f"{w}x{h}": n}), Counter({"L" if c == 1 else "RGB": n}))
+    h, w = ds.train["x"].shape[2:]
     return ImageData(cfg.source, splits, list(ds.meta.get("class_names") or []),
-                     list(ds.meta.get("skipped") or []))
+                     list(ds.meta.get("skipped") or []), int(h) if h == w else None)
 
 
 def scan_folder(root: Path, cfg: Any) -> ImageData:
@@ -107,7 +112,14 @@ def scan_folder(root: Path, cfg: Any) -> ImageData:
         keys = [dedup.content_hash(a) for _, a, _ in entries]
         splits[name] = ImageSplit(torch.cat(xs), torch.tensor([lab for _, _, lab in entries]),
                                   [p for p, _, _ in entries], keys, sizes[name], modes[name])
-    return ImageData(f"folder:{root}", splits, classes, bad)
+    stored = {sz for c in sizes.values() for sz in c}
+    w, _, h = next(iter(stored)).partition("x")
+    train_side = cfg.image_size or (int(w) if len(stored) == 1 and w == h else None)
+    n = len(decoded.get("train") or [])
+    split_off = 0  # a folder without train/ and test/ is split as `train` splits it (see images.folder)
+    if "test" not in split_dirs and cfg.test_fraction > 0 and n >= 10:
+        split_off = len(random_split(n, cfg.test_fraction, cfg.split_seed)[1])
+    return ImageData(f"folder:{root}", splits, classes, bad, train_side, split_off)
 
 
 # ---------------------------------------------------------------- findings
@@ -139,12 +151,25 @@ def audit_images(data: ImageData, near: float = dedup.NEAR) -> tuple[dict[str, A
     drop = dedup.keep_first(len(x), all_pairs, is_test)
     report["dedup_would_drop"] = {n: int(drop[split_of == i].sum()) for i, n in enumerate(names)}
     report["outliers"] = _outliers(feats, y, item)
+    report["training"] = _training_facts(data)
     report["advice"] = advice(report)
     cross = all_pairs[is_test[all_pairs[:, 0]] != is_test[all_pairs[:, 1]]] if len(all_pairs) else all_pairs
     sheets = {"exact_duplicates": exact, "near_duplicates": near_groups,
               "cross_split": [sorted(p, key=lambda i: is_test[i]) for p in cross.tolist()],
               "outliers": _rows([i for i, _ in report["outliers"].pop("_ids")], 8)}
     return report, sheets
+
+
+def _training_facts(data: ImageData) -> dict[str, Any]:
+    """What `train` and the metrics will get from this data: image counts and the side, and
+    whether the convolutional families can build that side (pixels.conv_plan, their rule)."""
+    n_train = len(data.splits["train"].x) if "train" in data.splits else 0
+    n_test = len(data.splits["test"].x) if "test" in data.splits else 0
+    side = data.train_side
+    return {"train_images": n_train - data.split_off, "held_out_images": n_test + data.split_off,
+            "held_out_from_train": data.split_off, "side": side,
+            "conv_buildable": None if side is None else conv_plan(side) is not None,
+            "conv_sides_near": [] if side is None or conv_plan(side) else conv_sides_near(side)}
 
 
 def _rows(ids: list[int], width: int) -> list[list[int]]:
@@ -223,6 +248,23 @@ def _outliers(feats: torch.Tensor, y: np.ndarray, item: list[str]) -> dict[str, 
 def advice(r: dict[str, Any]) -> list[str]:
     """Concrete consequences of the findings, most serious first."""
     out = []
+    t = r.get("training") or {}
+    if t.get("conv_buildable") is False:
+        s, near = t["side"], t["conv_sides_near"]
+        out.append(f"The convolutional families (dcgan, vae-conv, and cvae or beta-vae with model.arch=conv) "
+                   f"cannot build {s}x{s} images and will refuse this data: train with --set "
+                   f"data.image_size={near[-1]} (the sides nearest {s} they build: {' and '.join(map(str, near))}), "
+                   "or use gan-mlp or vae-mlp, which take any size.")
+    if t and t["train_images"] < TINY:
+        held = t["held_out_images"]
+        split = (f" ({t['held_out_from_train']} of the {t['train_images'] + t['held_out_from_train']} are held "
+                 "out by data.test_fraction)") if t["held_out_from_train"] else ""
+        metrics = (f"the metrics' held-out set has only {held} images, so FID, KID and precision/recall "
+                   "(which want thousands) will be noisy and the memorization check weak" if held
+                   else "there is no held-out set, so the metrics that compare with real images cannot run")
+        out.append(f"Tiny dataset: {t['train_images']} training images{split}, fewer than {TINY:,}: a GAN or "
+                   f"VAE will memorize them or collapse to a few rather than learn their variety, and "
+                   f"{metrics}. Collect more images, and read the scores as rough.")
     cs = r["cross_split"]
     leaks = cs["test_items_exact_in_train"] + cs["test_items_near_in_train"]
     if leaks:

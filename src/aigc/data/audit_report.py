@@ -38,10 +38,13 @@ def source_modality(cfg: Any) -> str:
 
 def run_text_audit(cfg: Any, out: Path, near: float = dedup.NEAR) -> dict[str, Any]:
     """The text audit (characters, duplicates, leaks, lengths) of a text source."""
+    import dataclasses
+
     from .text import load_text_samples
 
     make_dirs(out)
-    report = audit_text(load_text_samples(cfg), cfg.source)
+    default = next((f.default for f in dataclasses.fields(cfg) if f.name == "block_size"), None)
+    report = audit_text(load_text_samples(cfg), cfg.source, cfg.block_size, cfg.block_size == default)
     _write(out, report, text_markdown(report))
     return report
 
@@ -69,7 +72,9 @@ def _write(out: Path, report: dict[str, Any], markdown: str) -> None:
 def summary(report: dict[str, Any]) -> list[str]:
     """A few lines for the terminal (text audits: sizes and advice)."""
     sizes = ", ".join(f"{k} {v.get('n', v.get('samples'))}" for k, v in report["splits"].items())
-    return [f"{report['source']}: {sizes}"] + [f"- {a}" for a in report["advice"]]
+    bs = report.get("block_size")  # text: which block size the lengths were compared with
+    compared = [f"lengths compared with {bs['compared']}"] if bs else []
+    return [f"{report['source']}: {sizes}", *compared] + [f"- {a}" for a in report["advice"]]
 
 
 def image_summary(report: dict[str, Any]) -> list[str]:
@@ -165,6 +170,23 @@ def text_markdown(r: dict[str, Any]) -> str:
         [[n, s["samples"], s["characters"], s["distinct"], s["empty"], s["duplicate_extra_copies"],
           f"{s['lengths']['min']} / {s['lengths'].get('median', 0):g} / {s['lengths'].get('p95', 0):g} / "
           f"{s['lengths']['max']}"] for n, s in r["splits"].items()])]
+    bs = r.get("block_size")
+    if bs and bs["windows"]:
+        md += ["", f"Compared with {bs['compared']}: a `text:` source is cut into windows of that many "
+                   "characters, so no sample is cut short."]
+    elif bs:
+        md += ["", f"## Lengths against {bs['compared']}", "",
+               f"A row holds {bs['width'] - 1} characters and the end token; samples cut at that size: "
+               + ", ".join(f"{k} {v} of {bs['samples'][k]}" for k, v in bs["cut"].items())
+               + f". The longest training sample has {bs['longest_train']} characters."]
+    ansi = r.get("ansi") or {}
+    if ansi.get("sequences"):
+        md += ["", "## ANSI escape sequences (terminal colour codes)", "",
+               f"{ansi['sequences']} sequences in {ansi['samples']} samples: "
+               + ", ".join(f"`{c}` {n}" for c, n in ansi["codes"]) + "."]
+        if ansi.get("fix"):
+            md += ["", f"Strip them with `{ansi['fix']}` and train on `{ansi['clean_source']}`.", ""]
+        md += [f"- {e}" for e in ansi["examples"]]
     cs, sus, ov = r["charset"], r["suspicious"], r["overlap"]
     md += ["", f"## Charset ({cs['size']} characters)", "",
            " ".join(f"`{ch}` {c}" for ch, c in cs["counts"][:120]), "",

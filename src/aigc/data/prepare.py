@@ -1,5 +1,6 @@
 """`aigc data prepare`: an image source shaped once, by the same code `train` runs on the fly,
-optionally de-duplicated, saved as a compact dataset with a manifest; read back as `prepared:DIR`."""
+optionally de-duplicated, saved as a compact dataset with a manifest; read back as `prepared:DIR`.
+For text, `--strip-ansi` writes a copy of a lines:/text: file without ANSI escape sequences."""
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ from ..files import atomic_write_text, make_dirs
 from ..limits import MAX_SIDE, check_meta
 from ..plugins import DATA_SOURCES
 from . import dedup as dd
-from .base import Dataset, load_dataset, load_splits, save_splits
+from .base import Dataset, load_dataset, load_splits, save_splits, split_source
 from .images import finish_dataset
 
 FORMAT = "aigc-prepared"
@@ -29,7 +30,7 @@ def prepare(cfg: Any, out: Path, dedup: bool = False, near: float = dd.NEAR) -> 
     ds = load_dataset(cfg)
     if ds.modality != "image":
         raise DataError(f"`data prepare` handles image sources; '{cfg.source}' is {ds.modality}",
-                        "train on text sources directly")
+                        "train on text sources directly; --strip-ansi writes a copy without terminal colour codes")
     splits = {"train": dict(ds.train)}
     if ds.test is not None and len(ds.test["x"]):
         splits["test"] = dict(ds.test)
@@ -64,6 +65,28 @@ def prepare(cfg: Any, out: Path, dedup: bool = False, near: float = dd.NEAR) -> 
     # the manifest is written last: without it, nothing is there
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1, default=str))
     return manifest
+
+
+def strip_ansi_copy(source: str, out: Path) -> dict[str, Any]:
+    """A copy of the file behind a `lines:` or `text:` source without its ANSI escape sequences
+    (terminal colour codes), written to `out`; the facts: sequences removed, lines touched, the new source."""
+    from ..vocab import ANSI
+    from .text import read_utf8
+
+    prefix, arg = split_source(source)
+    if prefix not in ("lines", "text") or not arg:
+        raise DataError(f"--strip-ansi cleans the file of a lines:FILE or text:FILE source, not '{source}'",
+                        "name the file, e.g. aigc data prepare lines:poems.txt --strip-ansi --out poems.clean.txt")
+    src, out = Path(arg).expanduser(), Path(out)
+    if out.exists() and out.resolve() == src.resolve():
+        raise DataError(f"--out {out} is the source file itself", "write the cleaned copy to another file")
+    text = read_utf8(src, prefix)
+    lines = text.split("\n")
+    touched = sum(1 for line in lines if "\x1b" in line and ANSI.search(line))
+    clean, removed = ANSI.subn("", text)
+    atomic_write_text(out, clean)
+    return {"source": source, "out": str(out), "sequences": removed, "lines": touched,
+            "clean_source": f"{prefix}:{out}"}
 
 
 def drop_duplicates(splits: dict[str, dict[str, torch.Tensor]], near: float = dd.NEAR) -> dict[str, int]:

@@ -157,6 +157,36 @@ def encode_rows(samples: list[str], vocab: Vocab, width: int, *, end: bool) -> t
     return torch.from_numpy(x), int((lengths + 1 + int(end) > width).sum())
 
 
+def line_truncation(splits: dict[str, list[str]], block_size: int) -> dict[str, Any]:
+    """Which line samples a row of `block_size` cuts, split by split, as text_dataset cuts them.
+
+    A row holds <s>, the characters and the end token, at most block_size + 1 tokens and no wider
+    than the longest training sample needs: a sample of block_size characters or more loses its
+    end (and its tail), and so does a held-out sample longer than every training sample.
+    """
+    longest = max((len(s) for s in splits.get("train") or []), default=0)
+    width = min(longest + 2, block_size + 1)
+    return {"block_size": block_size, "width": width, "longest_train": longest,
+            "samples": {k: len(v) for k, v in splits.items()},
+            "cut": {k: sum(1 for s in v if len(s) + 2 > width) for k, v in splits.items()},
+            "fix": min(longest + 1, MAX_LINE_CHARS) if block_size <= longest else None}
+
+
+def truncation_warning(t: dict[str, Any]) -> str | None:
+    """One sentence on the samples line_truncation found cut (None when none are)."""
+    cut, total = sum(t["cut"].values()), sum(t["samples"].values())
+    if not cut:
+        return None
+    where = ", ".join(f"{k} {v:,}" for k, v in t["cut"].items() if v)
+    if t["fix"] is None:  # only held-out samples longer than every training sample
+        return (f"{cut:,} of {total:,} samples ({where}) are longer than the longest training sample "
+                f"({t['longest_train']:,} characters) and are cut to it: their test loss leaves out the rest.")
+    return (f"{cut:,} of {total:,} samples ({where}) do not fit data.block_size={t['block_size']} with their "
+            f"end token and are cut to their first {t['width'] - 1:,} characters: the model never sees "
+            f"their ends nor learns where they stop. The longest training sample has "
+            f"{t['longest_train']:,} characters: set data.block_size={t['fix']} to keep every training sample whole.")
+
+
 def text_dataset(name: str, splits: dict[str, list[str]], *, kind: str, block_size: int,
                  meta: dict[str, Any] | None = None) -> Dataset:
     """Build the padded-id Dataset from split samples (kind "lines": end token; "text": windows)."""
@@ -167,9 +197,11 @@ def text_dataset(name: str, splits: dict[str, list[str]], *, kind: str, block_si
     if len(vocab.chars) > MAX_VOCAB:
         raise DataError(f"text source {name} has {len(vocab.chars):,} distinct characters",
                         f"at most {MAX_VOCAB:,}: is it text, or binary data read as UTF-8?")
+    notes: list[str | None] = []
     if kind == "lines":
-        longest = max(len(s) for s in train)
-        width = min(longest + 2, block_size + 1)
+        cuts = line_truncation(splits, block_size)
+        longest, width = cuts["longest_train"], cuts["width"]
+        notes.append(truncation_warning(cuts))
     else:
         longest, width = block_size, block_size + 1
     tensors, counts, cut = {}, {}, 0
@@ -186,6 +218,8 @@ def text_dataset(name: str, splits: dict[str, list[str]], *, kind: str, block_si
         "split": {"sha256": {k: _digest(v) for k, v in splits.items()}},
         **(meta or {}),
     }
+    if any(notes):  # said at train start and in report.md, not only kept here
+        info["warnings"] = [w for w in notes if w]
     if kind == "lines" and len(train) <= MAX_HASHED:
         info["train_hashes"] = pack_hashes(train)
     return Dataset(name, "text", tensors["train"], tensors.get("test"), info, tensors.get("val"))

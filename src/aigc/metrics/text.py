@@ -56,31 +56,42 @@ def length_gap(generated: list[str], real: list[str]) -> dict[str, float]:
 
 
 def evaluate_text_run(loaded: Any, data: Any, n: int = 1000, *, seed: int = 0, split: str = "test",
-                      **sample_options: Any) -> dict[str, float]:
+                      **sample_options: Any) -> dict[str, Any]:
     """All text metrics for a trained run (an aigc.load result or a bare model) on its Dataset.
 
     NLL on `split` (test by default); n samples (seed, plus any sampling options such as
-    temperature) for novelty against the training split, distinct-1/2/3 and the length gap.
+    temperature) for novelty against the training split, distinct-1/2/3 and the length gap (line
+    data only: see sample_metrics).
     """
     model = getattr(loaded, "model", loaded)
     nats, count = nll_per_char(model, data.split(split)["x"])
-    out: dict[str, float] = {"nll": nats, "bpc": nats / math.log(2), "perplexity": math.exp(nats),
-                             "tokens": count}
+    out: dict[str, Any] = {"nll": nats, "bpc": nats / math.log(2), "perplexity": math.exp(nats),
+                           "tokens": count}
     g = torch.Generator().manual_seed(seed)
     out.update(sample_metrics(model.sample(n, generator=g, **sample_options), data, split))
     return out
 
 
-def sample_metrics(samples: list[str], data: Any, split: str = "test") -> dict[str, float]:
-    """What samples alone tell: novelty against the training split, distinct-1/2/3 and, for line
-    data, the length gap to `split`."""
+STREAM_NOTE = ("novelty and distinct-n left out: for a text: source a sample is a stretch of one continuous "
+               "text cut at an arbitrary length, not a whole item, so novelty (the stretch is not found in "
+               "the training text) is near 1 for any stretch of a few words and distinct-n follows the "
+               "cut length; neither means anything here")
+
+
+def sample_metrics(samples: list[str], data: Any, split: str = "test") -> dict[str, Any]:
+    """What samples alone tell: for line data, novelty against the training split, distinct-1/2/3
+    and the length gap to `split`. For a continuous text (`text:`) none of these means anything
+    (STREAM_NOTE): they are left out and `note` says so."""
     meta = data.meta
     kind = meta.get("kind", "lines")
-    out: dict[str, float] = {"novelty": novelty(samples, decode_split(data.train["x"], meta), kind)}
-    for k in (1, 2, 3):
-        out[f"distinct_{k}"] = distinct_n(samples, k)
+    out: dict[str, Any] = {}
     if kind == "lines":
+        out["novelty"] = novelty(samples, decode_split(data.train["x"], meta), kind)
+        for k in (1, 2, 3):
+            out[f"distinct_{k}"] = distinct_n(samples, k)
         out.update(length_gap(samples, decode_split(data.split(split)["x"], meta)))
+    else:
+        out["note"] = STREAM_NOTE
     out["samples"] = len(samples)
     return out
 

@@ -1,6 +1,7 @@
 """Text: int64 token rows as data, lists of strings as samples, saved one sample a line."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,13 @@ class TextModality(Modality):
         tb.add_text("samples", "\n\n".join(samples[:16]), step)
 
     def report_samples(self, run_dir: Path, path: Path) -> list[str]:
-        return ["## Samples", "", "```\n" + path.read_text(encoding="utf-8")[:2000] + "```"]
+        from ..vocab import escape_controls
+
+        # samples.txt keeps control characters raw; report.md shows them escaped (read as bytes: a CR stays a CR)
+        shown = escape_controls(path.read_bytes().decode("utf-8", errors="replace")[:2000])
+        fence = "`" * max(3, 1 + max((len(r) for r in re.findall("`+", shown)), default=0))
+        body = shown if shown.endswith("\n") else shown + "\n"
+        return ["## Samples", "", f"{fence}\n{body}{fence}"]
 
     def evaluate(self, loaded: Any, data: Any, request: Any) -> dict[str, Any]:
         from ..errors import ConfigError

@@ -109,5 +109,21 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def ema_copies(module: nn.Module) -> list[nn.Module]:
+    """The EMA copies the trainer attached to a model (train/ema.py), none for a plain module."""
+    if not isinstance(module, GenerativeModel):
+        return []
+    found = (module._modules.get(ema_key(name)) for name in module.ema_modules())
+    return [m for m in found if m is not None]
+
+
 def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+    """The model's own trainable parameters: its EMA copies (averages, never trained) are left out
+    and counted by `count_ema_parameters`."""
+    averaged = {id(p) for m in ema_copies(module) for p in m.parameters()}
+    return sum(p.numel() for p in module.parameters() if p.requires_grad and id(p) not in averaged)
+
+
+def count_ema_parameters(module: nn.Module) -> int:
+    """Parameters of the model's EMA copies (0 when it keeps none)."""
+    return sum(p.numel() for m in ema_copies(module) for p in m.parameters())

@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import ConfigError
+from ..pixels import conv_plan, conv_sides_near
 
 
 def _act(name: str) -> nn.Module:
@@ -82,14 +83,14 @@ class MLPDiscriminator(nn.Module):
 
 
 def dcgan_plan(size: int) -> tuple[int, int]:
-    """(base side, number of x2 upsamplings): 28 -> (7, 2), 32 -> (4, 3), 64 -> (4, 4)."""
-    k = 0
-    while size % (2 ** (k + 1)) == 0 and size // 2 ** (k + 1) >= 3:
-        k += 1
-    if k == 0 or size // 2**k > 8:
+    """(base side, number of x2 upsamplings): 28 -> (7, 2), 32 -> (4, 3), 64 -> (4, 4) (pixels.conv_plan,
+    which `aigc data audit` asks too)."""
+    plan = conv_plan(size)
+    if plan is None:
+        sides = [str(x) for x in sorted({*conv_sides_near(size), 32, 64})]
         raise ConfigError(f"dcgan cannot build {size}x{size} images",
-                          "use a side such as 16, 28, 32 or 64 (set data.image_size)")
-    return size // 2**k, k
+                          f"use a side such as {', '.join(sides[:-1])} or {sides[-1]} (set data.image_size)")
+    return plan
 
 
 class DCGenerator(nn.Module):

@@ -22,7 +22,7 @@ from ..config import Config
 from ..data import Dataset, load_dataset
 from ..errors import ConfigError, TrainingDiverged, UserError
 from ..files import WRITE_ERRORS, atomic_write_text, make_dirs, write_failed
-from ..models.base import GenerativeModel, count_parameters
+from ..models.base import GenerativeModel
 from ..plugins import MODALITIES
 from ..run import build_model, read_run_config
 from .checkpoint import (
@@ -34,7 +34,7 @@ from .checkpoint import (
 )
 from .ema import EMAUpdates
 from .lock import LOCK_NAME, RunLock
-from .report import plot_curves, read_metrics, write_report
+from .report import parameter_facts, plot_curves, read_metrics, write_report
 from .schedule import StepHooks
 
 SAMPLE_SEED_OFFSET = 12345  # fixed noise for progress grids, independent of the training RNG
@@ -135,6 +135,8 @@ class Trainer:
         torch.set_num_threads(cfg.train.threads or os.cpu_count() or 1)
         torch.manual_seed(cfg.seed)
         self.data = data or load_dataset(cfg.data)
+        for warning in self.data.meta.get("warnings") or []:  # what the source found (cut samples...)
+            echo(f"warning: {warning}")
         self.model = build_model(cfg.model, self.data.meta)
         if self.model.modality != self.data.modality:
             raise ConfigError(f"model {cfg.model['name']} makes {self.model.modality} but {cfg.data.source} "
@@ -363,11 +365,12 @@ class Trainer:
             "name": self.cfg.name, "description": self.cfg.description,
             "data": self.cfg.data.source, "train items": len(self.data), "shape": meta.get("shape"),
             "classes": ", ".join(meta.get("class_names") or []),
-            "model": self.cfg.model["name"], "parameters": f"{count_parameters(self.model):,}",
+            "model": self.cfg.model["name"], **parameter_facts(self.model),
             **self.model.describe(), "steps": self.step, "batch size": self.order.batch,
             "wall time": f"{self.elapsed:.1f} s (training steps only)",
             "throughput": f"{sorted(rate)[len(rate) // 2]:.0f} items/s (median of log windows)" if rate else None,
             "skipped files": len(meta.get("skipped") or []) or None,
+            "data warnings": " ".join(meta.get("warnings") or []) or None,
             "checkpoint": f"checkpoints/step-{self.step:08d}",
         }
         write_report(self.run_dir, facts, self.modality.report_samples(self.run_dir, samples_path))
