@@ -39,7 +39,7 @@ def _values(result: dict[str, Any]) -> dict[str, float]:
 def _request(n: int):
     from aigc.metrics.request import EvalRequest
 
-    return EvalRequest(n=n, metrics=METRICS, floor=False, seed=0, echo=lambda _m: None)
+    return EvalRequest(n=n, metrics=METRICS, floor=False, seed=0, intervals=0, echo=lambda _m: None)  # spread: over seeds
 
 
 def reference_rows(seed: int, marks: list[int], n: int, workdir: Path) -> list[dict[str, Any]]:

@@ -81,7 +81,7 @@ def test_recipes_benchmark_trains_evaluates_and_writes_its_table(tmp_path):
     from benchmarks.recipes import main
 
     out = tmp_path / "recipes.md"
-    code = main(["digits-gan", "digits-gan+train.steps=20", "--n", "100", "--workdir", str(tmp_path / "runs"),
+    code = main(["digits-gan", "digits-gan+train.steps=20", "--n", "200", "--workdir", str(tmp_path / "runs"),
                  "--set", "train.steps=30", "--out", str(out)])
     assert code == 0
     row, variant = json.loads(out.with_suffix(".json").read_text())["rows"]
@@ -142,7 +142,7 @@ def test_versus_measures_both_sides_at_each_mark(tmp_path):
     from benchmarks.versus import main
 
     out = tmp_path / "versus.md"
-    assert main(["--seeds", "0", "--marks", "4,8", "--n", "64", "--workdir", str(tmp_path / "w"),
+    assert main(["--seeds", "0", "--marks", "4,8", "--n", "160", "--workdir", str(tmp_path / "w"),
                  "--set", "train.threads=1", "--set", "model.channels=8", "--out", str(out)]) == 0
     rows = json.loads(out.with_suffix(".json").read_text())["rows"]
     assert sorted((r["side"], r["step"]) for r in rows) == [("recipe", 4), ("recipe", 8),

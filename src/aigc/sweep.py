@@ -338,7 +338,8 @@ def measure(run: Path, spec: SweepSpec) -> dict[str, float]:
     if wanted & image_metrics:
         sections = ["fid"] + (["kid"] if "kid" in wanted else []) + \
             (["prdc"] if wanted & {"precision", "recall", "density", "coverage"} else [])
-        request = EvalRequest(n=spec.eval_n, seed=spec.seed, metrics=sections, floor=False, echo=lambda m: None)
+        request = EvalRequest(n=spec.eval_n, seed=spec.seed, metrics=sections, floor=False, intervals=0,
+                              echo=lambda m: None)  # a trial's score needs no interval
     else:
         request = EvalRequest(n=min(spec.eval_n, 1000), seed=spec.seed, echo=lambda m: None)
     result = evaluate_run(run, request)
