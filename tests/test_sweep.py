@@ -116,7 +116,7 @@ def _pids(out):
 
 def test_a_hopeless_trial_is_pruned_and_marked_so(tmp_path):
     spec = SweepSpec(recipe="digits-gan", params=["train.lr=loguniform:1e-10:1e-2"], trials=3, out=str(tmp_path / "s"),
-                     steps=60, eval_n=200, eval_every=20, prune_warmup=0,
+                     steps=150, eval_n=200, eval_every=50, prune_warmup=0,
                      overrides=["train.threads=1", "train.sample_every=0", "train.eval_n=200"])
     (tmp_path / "s").mkdir()
     study = open_study(spec, ["minimize"])

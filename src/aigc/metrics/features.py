@@ -219,7 +219,8 @@ def feature_net_for(data: Dataset, *, echo: Callable[[str], None] = print,
     if is_fashion_mnist(data) and shipped.is_file():
         return load_features(shipped)
     key = data_fingerprint(data)
-    path = cache_dir() / "feature-nets" / f"{key}.safetensors"
+    # a network cut short by the caller (max_steps) is cached apart, never served as the full one
+    path = cache_dir() / "feature-nets" / (f"{key}.safetensors" if max_steps is None else f"{key}-max{max_steps}.safetensors")
     if path.is_file() and path.with_suffix(".json").is_file():
         try:
             feats = load_features(path)
