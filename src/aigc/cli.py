@@ -109,9 +109,11 @@ def sample_options(args: argparse.Namespace) -> dict[str, Any]:
         opts["labels"] = args.label
     if args.no_ema:
         opts["ema"] = False
-    for key in ("temperature", "top_k", "top_p", "prompt", "max_len"):
+    for key in ("temperature", "top_k", "top_p", "prompt", "max_len", "sampler", "guidance"):
         if getattr(args, key) is not None:
             opts[key] = getattr(args, key)
+    if args.sample_steps is not None:
+        opts["steps"] = args.sample_steps
     if args.drop_copies:
         opts["drop_copies"] = True
     for item in args.option or []:
@@ -183,7 +185,7 @@ STREAM_CHUNK = 10_240  # samples a chunk when streaming (a multiple of every fam
 def cmd_explore(args: argparse.Namespace) -> int:
     from .explore import explore
 
-    kinds = [k for k in ("interpolate", "traverse", "reconstruct", "neighbours") if getattr(args, k)]
+    kinds = [k for k in ("interpolate", "traverse", "reconstruct", "neighbours", "trajectory") if getattr(args, k)]
     check_output_folder(Path(args.out) if args.out else Path(args.run_dir) / "explore")
     written = explore(args.run_dir, kinds or None, checkpoint=args.checkpoint, seed=args.seed, rows=args.rows,
                       steps=args.steps, neighbours=args.k, out=args.out)
@@ -423,6 +425,10 @@ def build_parser() -> Parser:
     s.add_argument("--max-len", type=int, help="text: at most this many new characters a sample")
     s.add_argument("--drop-copies", "--novel", action="store_true",
                    help="text: leave out samples that occur verbatim in the training lines")
+    s.add_argument("--sample-steps", type=int, help="diffusion/flow: sampler steps (default: the recipe's)")
+    s.add_argument("--sampler", help="diffusion: ddim or dpm++2m; flow: euler, heun or midpoint")
+    s.add_argument("--guidance", type=float,
+                   help="conditional diffusion/flow: classifier-free guidance, 0 ignores the label, 1 plain, >1 harder")
     s.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="any sample option of the run's family by name (plug-in families' options too)")
     s.set_defaults(func=cmd_sample)
@@ -434,6 +440,8 @@ def build_parser() -> Parser:
     e.add_argument("--traverse", action="store_true", help="VAE: one row per latent dimension, -3..3 sigma, by KL")
     e.add_argument("--reconstruct", action="store_true", help="VAE: real test images beside their reconstructions")
     e.add_argument("--neighbours", action="store_true", help="samples beside their nearest training images")
+    e.add_argument("--trajectory", action="store_true",
+                   help="diffusion/flow: each sample's path from noise to image, one step per column")
     e.add_argument("--rows", type=int, default=8, help="rows of interpolations / samples (default 8)")
     e.add_argument("--steps", type=int, default=10, help="images per walk or traversal row (default 10)")
     e.add_argument("--k", type=int, default=5, help="nearest training images per sample (default 5)")

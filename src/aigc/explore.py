@@ -17,9 +17,9 @@ from .errors import ConfigError
 from .files import atomic_write_text
 from .limits import MAX_EXPLORE
 from .metrics.memorization import nearest_neighbours
-from .models.capabilities import Encoder, LatentSpace, is_conditional
+from .models.capabilities import Encoder, LatentSpace, Trajectory, is_conditional
 
-KINDS = ("interpolate", "traverse", "reconstruct", "neighbours")
+KINDS = ("interpolate", "traverse", "reconstruct", "neighbours", "trajectory")
 REPORT_HEADING = "## Latent space (aigc explore)"
 
 
@@ -128,14 +128,18 @@ def explore(run_dir: str | Path, kinds: list[str] | None = None, *, checkpoint: 
     if not isinstance(model, LatentSpace) or not MODALITIES.get(model.modality).grids:
         raise ConfigError(f"aigc explore works on image models with a latent space; {run_dir} holds "
                           f"{loaded.config.model['name']}", "give a GAN or VAE run")
-    encoder = isinstance(model, Encoder)
-    wanted = list(kinds) if kinds else [k for k in KINDS if encoder or k not in ("traverse", "reconstruct")]
+    encoder, stepped = isinstance(model, Encoder), isinstance(model, Trajectory)
+    wanted = list(kinds) if kinds else [k for k in KINDS if (encoder or k not in ("traverse", "reconstruct"))
+                                        and (stepped or k != "trajectory")]
     for k in wanted:
         if k not in KINDS:
             raise ConfigError(f"unknown explore output '{k}'", f"choose from {', '.join(KINDS)}")
         if k in ("traverse", "reconstruct") and not encoder:
             raise ConfigError(f"--{k} needs a model with an encoder ({loaded.config.model['name']} has none)",
                               "use it on a VAE run; GANs support --interpolate and --neighbours")
+        if k == "trajectory" and not stepped:
+            raise ConfigError(f"--trajectory needs a model that samples in steps ({loaded.config.model['name']} "
+                              "draws in one pass)", "use it on a diffusion or flow run")
     if rows <= 0 or steps < 2 or neighbours <= 0:
         raise ConfigError("explore needs rows >= 1, steps >= 2 and neighbours >= 1", "raise the numbers")
     if max(rows, steps, neighbours) > MAX_EXPLORE:
@@ -177,6 +181,10 @@ def explore(run_dir: str | Path, kinds: list[str] | None = None, *, checkpoint: 
         n = min(len(x), 4 * steps)
         save("reconstruct-test-images", reconstructions(model, x[:n], None if y is None else y[:n], steps), steps,
              "real test images (odd rows) above their reconstructions (even rows)")
+    if "trajectory" in wanted:
+        path = model.trajectory(rows, labels=_labels_for(model, rows), generator=g)
+        save("trajectory-noise-to-image", path.flatten(0, 1), path.shape[1],
+             f"one row per sample: the noise, then the state after each of the sampler's {path.shape[1] - 1} steps")
     if "neighbours" in wanted:
         samples = model.decode(torch.randn(rows, model.latent_dim, generator=g), _labels_for(model, rows))
         dist, near = nearest_neighbours(samples.flatten(1), ds.train["x"].flatten(1).float().div_(255.0), neighbours)

@@ -10,6 +10,7 @@ capability and leaves one of them out.
 - ExactLikelihood: log p(x) itself, item by item (autoregressive models).
 - Conditional: built for class labels; samples by class name or index.
 - SequenceSampler: token-by-token sampling with a prompt, temperature, top-k and top-p.
+- Trajectory: samples are made in steps from noise, and the steps can be shown (diffusion, flow).
 """
 from __future__ import annotations
 
@@ -143,3 +144,10 @@ class SequenceSampler(ABC):
 def is_conditional(model: Any) -> bool:
     """A model built for labels (a Conditional family trained with model.conditional)."""
     return isinstance(model, Conditional) and model.num_classes > 0
+
+
+class Trajectory(ABC):
+    @abstractmethod
+    def trajectory(self, n: int, *, steps: int | None = None, labels: Any = None,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """[n, k, C, H, W] in [0, 1]: the noise, then the state after each of the sampler's k - 1 steps."""
