@@ -19,6 +19,7 @@ ORDER = [  # the speed tables first, then text, then memory
     "recipes-dcgan-variants.md",
     "recipes-fashion-dcgan.md",
     "versus.md",
+    "measuring.md",
     "sweep-fashion-dcgan.md",
     "sweep-names-transformer.md",
     "makemore-transformer-swept.md",
