@@ -20,6 +20,8 @@ ORDER = [  # the speed tables first, then text, then memory
     "recipes-fashion-dcgan.md",
     "versus.md",
     "measuring.md",
+    "recipes-flow.md",
+    "diffusion.md",
     "sweep-fashion-dcgan.md",
     "sweep-names-transformer.md",
     "makemore-transformer-swept.md",

@@ -106,11 +106,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=Path("runs/bench-recipes"))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every recipe")
     p.add_argument("--out", type=Path, default=RESULTS / "recipes.md")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep the rows --out's .json already holds for the same checkpoint and n (add recipes "
+                        "to a table without evaluating the others again)")
     args = p.parse_args(argv)
     tic, load_start = time.perf_counter(), load_average()
-    rows = []
+    rows, earlier = [], {}
+    if args.reuse and args.out.with_suffix(".json").is_file():
+        old = json.loads(args.out.with_suffix(".json").read_text())
+        if old["info"]["n"] == args.n:
+            earlier = {r["recipe"]: r for r in old["rows"] if "error" not in r}
     for recipe in args.recipes:
         print(f"{recipe} ...", file=sys.stderr, flush=True)
+        run_dir = (args.workdir / variant(recipe, args.set)[2]).resolve()
+        kept = earlier.get(recipe)
+        if kept and list_checkpoints(run_dir) and kept.get("checkpoint") == find_checkpoint(run_dir).name:
+            rows.append(kept)
+            continue
         try:
             rows.append(measure(recipe, args.workdir, args.n, args.set))
         except Exception as e:  # one failed recipe must not hide the others' rows

@@ -173,3 +173,66 @@ def test_explore_shows_the_path_from_noise_and_walks_between_noises(tmp_path):
     again = model.sample(2, generator=torch.Generator().manual_seed(0))
     assert torch.equal(path[:, -1], again)  # the strip ends on the sample itself
     assert main(["explore", str(tmp_path / "r"), "--traverse"]) == 2  # no encoder: one line
+
+
+def test_an_untrained_flow_is_a_standard_gaussian_so_its_dequantized_likelihood_is_known():
+    """The U-Net's output layer starts at zero, so before training the velocity is 0 and the flow's
+    density is N(0, I) on [-1, 1): the 8-bit bits/dim then follow from the dequantization alone."""
+    from aigc.metrics.likelihood import density_report
+    from aigc.models.capabilities import DensityLikelihood
+    from aigc.models.diffusion import Flow, FlowConfig
+
+    model = Flow(FlowConfig(widths=[8, 16]), {"shape": [1, 8, 8]})
+    assert isinstance(model, DensityLikelihood) and model.dims == 64
+    x = torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    rep = density_report(model, x, n_images=40, steps=4, seed=3)
+    u = torch.rand(x.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    signed = (x.double() + u) * (2 / 256) - 1
+    nll = 0.5 * (signed ** 2).sum((1, 2, 3)) + 32 * math.log(2 * math.pi) - 64 * math.log(2 / 256)
+    assert rep["rows"][0]["nll_nats"] == pytest.approx(float(nll.mean()), rel=1e-6)
+    assert rep["rows"][0]["bits_per_dim"] == pytest.approx(float(nll.mean()) / (64 * math.log(2)), rel=1e-6)
+
+
+def test_eval_reports_a_trained_flows_likelihood_in_bits_per_dim(tmp_path):
+    import json
+
+    train(load_config(tiny("flow"), ["train.steps=30"]), tmp_path / "r", echo=lambda m: None)
+    assert main(["eval", str(tmp_path / "r"), "--n", "160", "--metrics", "likelihood", "--likelihood-n", "32",
+                 "--no-floor"]) == 0
+    (section,) = json.loads((tmp_path / "r" / "eval.json").read_text())["sections"]
+    assert section["name"] == "likelihood" and section["n"] == 32 and "dequantized" in section["note"]
+    from aigc.config import DataConfig
+    from aigc.data import load_dataset
+    from aigc.metrics.likelihood import density_report
+    from aigc.models.diffusion import Flow, FlowConfig
+
+    test = load_dataset(DataConfig(source="digits")).split("test")["x"]
+    untrained = density_report(Flow(FlowConfig(widths=[8, 16]), {"shape": [1, 8, 8]}), test, n_images=32, steps=4)
+    assert 0 < section["values"]["ode_bits_per_dim"] < untrained["rows"][0]["bits_per_dim"] - 0.5
+
+
+def test_a_recipe_sets_the_default_sampler_guidance_and_bf16_sampling(tmp_path):
+    cfg = tiny("flow", conditional=True, guidance=2.0, sampler="heun", sample_precision="bf16")
+    train(load_config(cfg), tmp_path / "r", echo=lambda m: None)
+    model = aigc.load(tmp_path / "r").model
+    noise = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    default = model.sample(4, labels=[3], noise=noise)
+    assert torch.equal(default, model.sample(4, labels=[3], noise=noise, guidance=2.0, sampler="heun"))
+    assert not torch.equal(default, model.sample(4, labels=[3], noise=noise, guidance=1.0))
+    model.cfg.sample_precision = "fp32"  # bf16 convolutions move pixels a little, not the picture
+    exact = model.sample(4, labels=[3], noise=noise)
+    assert not torch.equal(default, exact) and float((default - exact).abs().mean()) < 0.02
+
+
+@pytest.mark.parametrize("model, words", [
+    ({"guidance": 2.0}, "model.guidance is 2.0 but the model has no labels"),
+    ({"sampler": "ddim"}, "model.sampler is 'ddim'"),
+    ({"sample_precision": "fp16"}, "model.sample_precision is 'fp16'"),
+])
+def test_bad_sampling_defaults_in_a_config_are_one_line(tmp_path, capsys, model, words):
+    import yaml
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny("flow", **model)))
+    assert main(["train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and words in err and "\n" not in err

@@ -170,9 +170,11 @@ def evaluate_image_samples(images: torch.Tensor, data: Dataset, request: EvalReq
 
 def image_training_evaluator(cfg: Any, data: Dataset, echo: Callable[[str], None] = print
                              ) -> Callable[[Any, Dataset], dict[str, float]]:
-    """FID (first key: lower is better, marks best.json) and KID on `train.eval_n` samples."""
+    """FID (first key: lower is better, marks best.json), KID and precision/recall on `train.eval_n`
+    samples (a conditional model's cycle through its classes)."""
     from . import image as M
     from .features import feature_net_for
+    from .image_eval import MIN_KNN
 
     feats = feature_net_for(data, echo=echo)
     n = cfg.train.eval_n
@@ -183,9 +185,14 @@ def image_training_evaluator(cfg: Any, data: Dataset, echo: Callable[[str], None
 
     def evaluate(model: Any, _data: Dataset) -> dict[str, float]:
         g = torch.Generator().manual_seed(cfg.seed + 777)  # the same noise at every evaluation
-        f = feats(quantize(model.sample(n, generator=g)))[0]
+        classes = data.meta.get("class_names") or []
+        kwargs = {"labels": list(range(len(classes)))} if is_conditional(model) and classes else {}
+        f = feats(quantize(model.sample(n, generator=g, **kwargs)))[0]
         kid_mean, _ = M.kid(f, ref_feats, subsets=10, subset_size=size, seed=cfg.seed)
-        return {"fid": M.frechet_distance(*M.feature_stats(f), *ref_stats), "kid": kid_mean}
+        out = {"fid": M.frechet_distance(*M.feature_stats(f), *ref_stats), "kid": kid_mean}
+        if min(len(f), len(ref_feats)) >= MIN_KNN:
+            out["precision"], out["recall"] = M.precision_recall(ref_feats, f)
+        return out
 
     return evaluate
 

@@ -8,6 +8,7 @@ capability and leaves one of them out.
 - Encoder: images map back to latents (VAEs): reconstructions, traversals, real-image walks.
 - LatentLikelihood: importance-weighted bounds on log p(x) from log p(x, z) - log q(z|x) (VAEs).
 - ExactLikelihood: log p(x) itself, item by item (autoregressive models).
+- DensityLikelihood: log p of 8-bit images through a continuous density, uniformly dequantized (flows).
 - Conditional: built for class labels; samples by class name or index.
 - SequenceSampler: token-by-token sampling with a prompt, temperature, top-k and top-p.
 - Trajectory: samples are made in steps from noise, and the steps can be shown (diffusion, flow).
@@ -72,6 +73,21 @@ class LatentLikelihood(ABC):
     def log_weights(self, target: torch.Tensor, y: torch.Tensor | None, k: int, *, chunk: int = 1024,
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """log p(x, z_i) - log q(z_i | x) for k draws per item, [B, k]."""
+
+
+class DensityLikelihood(ABC):
+    """A continuous density over images (a flow's ODE): 8-bit images are uniformly dequantized, which
+    gives a lower bound on their discrete log-likelihood on the same scale as a VAE's (Theis et al. 2016)."""
+
+    @property
+    @abstractmethod
+    def dims(self) -> int:
+        """Values per item (C*H*W), for bits per dimension."""
+
+    @abstractmethod
+    def dequantized_log_likelihood(self, x: torch.Tensor, y: torch.Tensor | None, *, steps: int,
+                                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """uint8 images -> log p in nats per image on the 8-bit scale (dequantized with `generator`)."""
 
 
 class ExactLikelihood(ABC):

@@ -8,6 +8,7 @@ conditional model, larger w follows the label harder). The maths lives in aigc.m
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from ..pixels import from_signed, to_signed
 from ..plugins import MODELS
 from . import samplers as S
 from .base import GenerativeModel, SampleOptions
-from .capabilities import Conditional, LatentSpace, Trajectory
+from .capabilities import Conditional, DensityLikelihood, LatentSpace, Trajectory
 from .unet import UNet
 
 MAX_SAMPLE_STEPS = 1000
@@ -37,6 +38,9 @@ class UNetFamilyConfig:
     p_uncond: float = 0.1          # share of training items whose label is dropped (conditional models)
     ema: float = 0.999             # EMA decay of the network used for sampling (0: off)
     sample_steps: int = 20         # default steps of the sampler
+    sampler: str = ""              # default sampler ("": the family's first: ddim, euler)
+    guidance: float = 1.0          # default classifier-free guidance of a conditional model (1: none extra)
+    sample_precision: str = "fp32"  # fp32 | bf16: bf16 autocasts the network's convolutions while sampling
 
     def check(self) -> None:
         check_sizes(self, "model", ("widths",), MAX_WIDTH // 4, ConfigError)
@@ -51,6 +55,13 @@ class UNetFamilyConfig:
             raise ConfigError(f"model.ema is {self.ema}", "use a decay in [0, 1), e.g. 0.999, or 0 to turn it off")
         if not 1 <= self.sample_steps <= MAX_SAMPLE_STEPS:
             raise ConfigError(f"model.sample_steps is {self.sample_steps}", f"use 1 to {MAX_SAMPLE_STEPS}")
+        if not 0.0 <= self.guidance <= MAX_GUIDANCE:
+            raise ConfigError(f"model.guidance is {self.guidance}", f"use a weight from 0 (none) to {MAX_GUIDANCE:g}")
+        if self.guidance != 1.0 and not self.conditional:
+            raise ConfigError(f"model.guidance is {self.guidance} but the model has no labels",
+                              "set model.conditional: true, or leave model.guidance at 1")
+        if self.sample_precision not in ("fp32", "bf16"):
+            raise ConfigError(f"model.sample_precision is '{self.sample_precision}'", "use fp32 or bf16")
 
 
 @dataclass
@@ -115,6 +126,8 @@ class UNetFamily(GenerativeModel, Conditional, LatentSpace, Trajectory):
             raise ConfigError(f"images of {h}x{w} are too small for {len(cfg.widths)} levels",
                               "use fewer model.widths or a larger data.image_size")
         self.num_classes = self.conditional_classes()
+        if cfg.sampler and cfg.sampler not in self.samplers:
+            raise ConfigError(f"model.sampler is '{cfg.sampler}'", f"use one of {', '.join(self.samplers)}")
         self.net = UNet(c, list(cfg.widths), blocks=cfg.blocks, attention=cfg.attention,
                         num_classes=self.num_classes, dropout=cfg.dropout, side=h)
 
@@ -156,7 +169,7 @@ class UNetFamily(GenerativeModel, Conditional, LatentSpace, Trajectory):
         return call
 
     def check_sampler(self, sampler: str | None) -> str:
-        name = sampler or self.samplers[0]
+        name = sampler or self.cfg.sampler or self.samplers[0]
         if name not in self.samplers:
             raise ConfigError(f"sampler '{name}' is not one of {type(self).__name__}'s",
                               f"use {', '.join(self.samplers)}")
@@ -200,7 +213,7 @@ class UNetFamily(GenerativeModel, Conditional, LatentSpace, Trajectory):
         steps = steps or self.cfg.sample_steps
         if guidance is not None and not self.num_classes:
             raise ConfigError("guidance needs a conditional model", "train a conditional recipe (fashion-cflow)")
-        guidance = 1.0 if guidance is None else float(guidance)
+        guidance = float(self.cfg.guidance if guidance is None else guidance)
         y_all = self.resolve_labels(labels, n)
         net = self.averaged("net") if ema else self.net
         out = []
@@ -209,7 +222,8 @@ class UNetFamily(GenerativeModel, Conditional, LatentSpace, Trajectory):
             x = noise[start:start + m] if noise is not None else torch.randn(m, *self.shape, generator=generator)
             y = None if y_all is None else y_all[start:start + m]
             traj = [] if trajectory is not None else None
-            x = self.run_sampler(self.guided(net, y, guidance), x, steps, sampler, generator, traj)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.sample_precision == "bf16"):
+                x = self.run_sampler(self.guided(net, y, guidance), x, steps, sampler, generator, traj)
             if trajectory is not None:
                 trajectory.extend(from_signed(t.clamp(-1, 1)) for t in traj)
             out.append(from_signed(x.clamp(-1, 1)))
@@ -262,7 +276,7 @@ class Diffusion(UNetFamily):
 
 
 @MODELS.register("flow")
-class Flow(UNetFamily):
+class Flow(UNetFamily, DensityLikelihood):
     """Flow matching with the linear path (rectified flow): predict data - noise at a random t."""
 
     Config = FlowConfig
@@ -282,6 +296,25 @@ class Flow(UNetFamily):
 
     def velocity(self, call):
         return lambda x, t: call(x, torch.full((len(x),), t * 1000, dtype=torch.float32)).to(x.dtype)
+
+    @property
+    def dims(self) -> int:
+        return self.latent_dim
+
+    def dequantized_log_likelihood(self, x: torch.Tensor, y: torch.Tensor | None, *, steps: int,
+                                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """log p of uint8 images in nats on the 8-bit scale: each value v becomes (v + u) / 256 with u
+        uniform, mapped to [-1, 1) where the flow lives; the ODE gives the density there (Heun,
+        `steps` steps, one Hutchinson probe), and the map's Jacobian (2/256 per value) brings it back."""
+        u = torch.rand(x.shape, generator=generator, dtype=torch.float64)
+        signed = (x.double() + u) * (2.0 / 256.0) - 1.0
+        call = self.guided(self.averaged("net"), y if self.num_classes else None, 1.0)
+
+        def velocity(xv: torch.Tensor, t: float) -> torch.Tensor:
+            return call(xv.float(), torch.full((len(xv),), t * 1000, dtype=torch.float32)).to(xv.dtype)
+
+        log_p = S.ode_log_likelihood(velocity, signed, steps, generator=generator)
+        return log_p + self.dims * math.log(2.0 / 256.0)
 
     def run_sampler(self, call, noise, steps, sampler, generator, trajectory):
         return S.integrate(self.velocity(call), noise, steps, sampler, trajectory=trajectory)
