@@ -31,7 +31,7 @@ LITERATURE = [
 
 DEFAULT_EVAL_KS = (1, 100)   # `aigc eval`: ELBO and IWAE_100; --iwae-k asks for more (up to 5000)
 DEFAULT_EVAL_N = 1000         # held-out images for those bounds (--likelihood-n)
-DEFAULT_DENSITY_N = 256       # flows: held-out images through the likelihood ODE (each costs 2 x ODE_STEPS
+DEFAULT_DENSITY_N = 64        # flows: held-out images through the likelihood ODE (each costs 2 x ODE_STEPS
 ODE_STEPS = 32                #   forward and backward passes of the network; --likelihood-n asks for more)
 
 

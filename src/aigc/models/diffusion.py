@@ -163,9 +163,13 @@ class UNetFamily(GenerativeModel, Conditional, LatentSpace, Trajectory):
                 return net(x, t, y)
             if guidance == 0:
                 return net(x, t, torch.full_like(y, self.num_classes))
-            both = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, self.num_classes)]))
-            cond, uncond = both.chunk(2)
-            return uncond + guidance * (cond - uncond)
+            out, half = [], self.sample_chunk // 2  # both predictions in one call, half a chunk at a time:
+            for s in range(0, len(x), half):        # the network never sees more than sample_chunk items
+                xs, ts, ys = x[s:s + half], t[s:s + half], y[s:s + half]
+                both = net(torch.cat([xs, xs]), torch.cat([ts, ts]), torch.cat([ys, torch.full_like(ys, self.num_classes)]))
+                cond, uncond = both.chunk(2)
+                out.append(uncond + guidance * (cond - uncond))
+            return torch.cat(out)
         return call
 
     def check_sampler(self, sampler: str | None) -> str:
