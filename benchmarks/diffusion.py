@@ -5,6 +5,8 @@ beside the GANs, and training throughput against the machine's matmul peak.
                                    [--workdir runs/bench-recipes] [--n 1000] [--nfe 1 2 4 8 16 32 64]
                                    [--skip sampling curves throughput] [--out benchmarks/results/diffusion.md]
 
+A skipped section keeps the figures the last run wrote to --out's .json.
+
 Reads the runs `python -m benchmarks.recipes RECIPE` trained into --workdir (their 10,000-sample rows
 are in recipes-flow.md); a recipe not trained there is left out with a line saying so.
 
@@ -121,6 +123,8 @@ def render(info: dict[str, Any], sampling: dict[str, list], curves: dict[str, li
            thr: dict[str, Any] | None, missing: list[str]) -> str:
     out = results_header("Diffusion and flow: sampling, time to quality, throughput", info,
                          f"{info['seconds'] / 60:.0f} min")
+    if info.get("kept_from"):
+        out.append(f"Sections this command skipped keep the figures of `{info['kept_from']}`.")
     for m in missing:
         out.append(f"- {m}")
     if missing:
@@ -185,6 +189,12 @@ def main(argv: list[str] | None = None) -> int:
                for r, d in runs.items() if not list_checkpoints(d)]
     runs = {r: d for r, d in runs.items() if list_checkpoints(d)}
     sampling, curves, png, thr = {}, {}, None, None
+    old = args.out.with_suffix(".json")
+    if args.skip and old.is_file():  # a skipped section keeps what the last run measured
+        earlier = json.loads(old.read_text())
+        sampling = earlier["sampling"] if "sampling" in args.skip else {}
+        thr = earlier["throughput"] if "throughput" in args.skip else None
+        kept = earlier["info"].get("kept_from") or earlier["info"]["command"]
     ceiling = {k: int(v) for k, v in (item.split("=") for item in args.max_nfe)}
     if "sampling" not in args.skip:
         for r, d in runs.items():
@@ -208,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     info = {"command": "python -m benchmarks.diffusion " + " ".join(argv if argv is not None else sys.argv[1:]),
             "n": args.n, "seconds": time.perf_counter() - tic, "date": time.strftime("%Y-%m-%d %H:%M"),
             "machine": machine(), "load_start": load_start, "load_end": load_average()}
+    if args.skip and old.is_file():
+        info["kept_from"] = kept
     atomic_write_text(args.out, render(info, sampling, curves, png, thr, missing))
     atomic_write_text(args.out.with_suffix(".json"), json.dumps(
         {"info": info, "sampling": sampling, "curves": curves, "throughput": thr}, indent=1))

@@ -226,7 +226,7 @@ class UNetFamily(GenerativeModel, Conditional, LatentSpace, Trajectory):
             x = noise[start:start + m] if noise is not None else torch.randn(m, *self.shape, generator=generator)
             y = None if y_all is None else y_all[start:start + m]
             traj = [] if trajectory is not None else None
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.sample_precision == "bf16"):
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.cfg.sample_precision == "bf16"):
                 x = self.run_sampler(self.guided(net, y, guidance), x, steps, sampler, generator, traj)
             if trajectory is not None:
                 trajectory.extend(from_signed(t.clamp(-1, 1)) for t in traj)
