@@ -183,10 +183,11 @@ def image_training_evaluator(cfg: Any, data: Dataset, echo: Callable[[str], None
     ref_stats = M.feature_stats(ref_feats)
     size = min(1000, n, len(ref))
 
+    classes = list(range(len(data.meta.get("class_names") or [])))
+
     def evaluate(model: Any, _data: Dataset) -> dict[str, float]:
         g = torch.Generator().manual_seed(cfg.seed + 777)  # the same noise at every evaluation
-        classes = data.meta.get("class_names") or []
-        kwargs = {"labels": list(range(len(classes)))} if is_conditional(model) and classes else {}
+        kwargs = {"labels": classes} if is_conditional(model) and classes else {}
         f = feats(quantize(model.sample(n, generator=g, **kwargs)))[0]
         kid_mean, _ = M.kid(f, ref_feats, subsets=10, subset_size=size, seed=cfg.seed)
         out = {"fid": M.frechet_distance(*M.feature_stats(f), *ref_stats), "kid": kid_mean}
