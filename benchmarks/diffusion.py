@@ -41,6 +41,7 @@ from .timing import interleaved, load_average, machine, matmul_peak, results_hea
 RESULTS = Path(__file__).parent / "results"
 RECIPES = ["fashion-flow", "fashion-cflow", "fashion-diffusion"]
 GANS = ["fashion-dcgan"]
+SECTIONS = ["sampling", "curves", "throughput"]
 CURVE_EVAL = ["train.eval_every=500", "train.eval_n=1000"]  # what the GAN curves log (the flow recipes' eval_n)
 
 
@@ -123,8 +124,11 @@ def render(info: dict[str, Any], sampling: dict[str, list], curves: dict[str, li
            thr: dict[str, Any] | None, missing: list[str]) -> str:
     out = results_header("Diffusion and flow: sampling, time to quality, throughput", info,
                          f"{info['seconds'] / 60:.0f} min")
-    if info.get("kept_from"):
-        out.append(f"Sections this command skipped keep the figures of `{info['kept_from']}`.")
+    made_by = info.get("made_by", {})
+    if any(cmds != [info["command"]] for cmds in made_by.values()):
+        out.append("Measured by: " + "; ".join(f"{s}: " + ", then ".join(f"`{c}`" for c in cmds)
+                                              for s, cmds in made_by.items()) + ".")
+        out.append("")
     for m in missing:
         out.append(f"- {m}")
     if missing:
@@ -176,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samplers-of", nargs="*", default=None, help="recipes to tabulate samplers for (default: all)")
     p.add_argument("--max-nfe", nargs="*", default=[], metavar="RECIPE=NFE",
                    help="a lower ceiling on --nfe for one recipe (e.g. fashion-diffusion=32), to save time")
-    p.add_argument("--skip", nargs="*", default=[], choices=["sampling", "curves", "throughput"])
+    p.add_argument("--skip", nargs="*", default=[], choices=SECTIONS)
+    p.add_argument("--add", action="store_true",
+                   help="add the sampling rows measured now to the last run's table (same sampler and NFE "
+                        "replaced) instead of measuring the whole table again")
     p.add_argument("--out", type=Path, default=RESULTS / "diffusion.md")
     args = p.parse_args(argv)
     tic, load_start = time.perf_counter(), load_average()
@@ -188,19 +195,32 @@ def main(argv: list[str] | None = None) -> int:
     missing = [f"`{r}`: not trained in {d} (run `python -m benchmarks.recipes {r}` first)"
                for r, d in runs.items() if not list_checkpoints(d)]
     runs = {r: d for r, d in runs.items() if list_checkpoints(d)}
+    command = "python -m benchmarks.diffusion " + " ".join(argv if argv is not None else sys.argv[1:])
     sampling, curves, png, thr = {}, {}, None, None
     old = args.out.with_suffix(".json")
-    if args.skip and old.is_file():  # a skipped section keeps what the last run measured
-        earlier = json.loads(old.read_text())
-        sampling = earlier["sampling"] if "sampling" in args.skip else {}
+    earlier = json.loads(old.read_text()) if (args.skip or args.add) and old.is_file() else None
+    # which commands measured each section: a skipped section keeps the last run's figures and their commands
+    made_by = {s: [command] for s in SECTIONS}
+    if earlier is not None:
+        before = earlier["info"].get("made_by") or {s: [earlier["info"]["command"]] for s in SECTIONS}
+        for s in args.skip:
+            made_by[s] = before[s]
+        sampling = earlier["sampling"] if "sampling" in args.skip or args.add else {}
+        curves = earlier.get("curves", {}) if "curves" in args.skip else {}
         thr = earlier["throughput"] if "throughput" in args.skip else None
-        kept = earlier["info"].get("kept_from") or earlier["info"]["command"]
+        if args.add and "sampling" not in args.skip:
+            made_by["sampling"] = before["sampling"] + [command]
     ceiling = {k: int(v) for k, v in (item.split("=") for item in args.max_nfe)}
     if "sampling" not in args.skip:
         for r, d in runs.items():
             if args.samplers_of is None or r in args.samplers_of:
                 echo(f"sampling {r} ...")
-                sampling[r] = sampling_table(d, [k for k in args.nfe if k <= ceiling.get(r, k)], args.n, echo)
+                rows = sampling_table(d, [k for k in args.nfe if k <= ceiling.get(r, k)], args.n, echo)
+                new = {(x["sampler"], x["nfe"]) for x in rows}
+                kept = [x for x in sampling.get(r, []) if (x["sampler"], x["nfe"]) not in new]
+                sampling[r] = sorted(kept + rows, key=lambda x: (x["sampler"], x["nfe"]))
+    if "curves" in args.skip and curves:
+        png = args.out.with_name(args.out.stem + "-time.png")
     if "curves" not in args.skip:
         for r, d in runs.items():
             curves[r] = curve(d)
@@ -215,11 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     if "throughput" not in args.skip:
         echo("throughput ...")
         thr = throughput(list(runs) or args.recipes, args.workdir, steps=5, repeats=3)
-    info = {"command": "python -m benchmarks.diffusion " + " ".join(argv if argv is not None else sys.argv[1:]),
+    info = {"command": command, "made_by": made_by,
             "n": args.n, "seconds": time.perf_counter() - tic, "date": time.strftime("%Y-%m-%d %H:%M"),
             "machine": machine(), "load_start": load_start, "load_end": load_average()}
-    if args.skip and old.is_file():
-        info["kept_from"] = kept
     atomic_write_text(args.out, render(info, sampling, curves, png, thr, missing))
     atomic_write_text(args.out.with_suffix(".json"), json.dumps(
         {"info": info, "sampling": sampling, "curves": curves, "throughput": thr}, indent=1))
