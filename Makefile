@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 FMNIST  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 STAMP   := .venv/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint data setup clean
+.PHONY: demo test lint data browser setup clean
 
 setup: $(STAMP)
 
@@ -17,11 +17,16 @@ data:
 	@test -f $(FMNIST) || { (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
 	  || echo "warning: could not install dataset-fashion-mnist; set AIGC_DATA to a folder with the idx files"; }
 
+# The service's page is tested in Debian's headless Chromium (Playwright drives it; no browser download).
+browser:
+	@test -x /usr/bin/chromium || { (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
+	  || echo "warning: could not install chromium; the browser tests of aigc serve will be skipped"; }
+
 demo: setup data
 	$(PY) -m aigc train fashion-dcgan --out runs/demo
 	@echo "Look at: runs/demo/samples.png, runs/demo/curves.png, runs/demo/report.md"
 
-test: setup data
+test: setup data browser
 	$(PY) -m pytest -q -x --durations=15
 
 lint: setup

@@ -389,6 +389,52 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import socket
+
+    try:
+        import uvicorn
+
+        from .serve import create_app, load_models
+    except ImportError as e:
+        raise ConfigError(f"aigc serve needs {e.name}", "install it: pip install fastapi uvicorn") from None
+    if args.token is not None and not args.token.strip():
+        raise ConfigError("--token is empty", "give a secret, or leave --token out")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port is {args.port}", "use 1 to 65535 (0: any free port)")
+    models = load_models(args.run_dirs, args.checkpoint)  # a bad run is one line before anything listens
+    app = create_app(models, token=args.token, workers_per_model=args.workers_per_model, queue=args.queue,
+                     time_limit=args.time_limit)
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except (OSError, OverflowError) as e:
+        sock.close()
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {getattr(e, 'strerror', None) or e}",
+                          "choose another --port, or stop what holds it") from None
+    host, port = sock.getsockname()[:2]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    print(f"serving {', '.join(models)} on http://{host}:{port}" + (" (token required)" if args.token else "")
+          + (" -- reachable from other machines" if host not in ("127.0.0.1", "::1", "localhost") else ""),
+          file=sys.stderr, flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+
+    def stopped(signum: int, frame: Any) -> None:  # uvicorn shuts down, then raises the signal it caught again
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stopped)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: not an error
+        pass
+    print("stopped", file=sys.stderr)
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 def build_parser() -> Parser:
@@ -449,6 +495,18 @@ def build_parser() -> Parser:
     e.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
     e.add_argument("--out", help="folder for the PNGs (default RUN_DIR/explore, linked from report.md)")
     e.set_defaults(func=cmd_explore)
+    v = sub.add_parser("serve", help="serve trained runs over HTTP, with a web page at /")
+    v.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (NAME=RUN_DIR names one)")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    v.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
+    v.add_argument("--token", help="require the header `Authorization: Bearer TOKEN` on every API request")
+    v.add_argument("--workers-per-model", type=int, default=1, help="requests sampled at once per model (default 1)")
+    v.add_argument("--queue", type=int, default=16,
+                   help="requests that may wait per model; more get 429 with Retry-After at once (default 16)")
+    v.add_argument("--time-limit", type=float, default=60.0,
+                   help="seconds a request may take, waiting included; past it, 503 (default 60)")
+    v.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
+    v.set_defaults(func=cmd_serve)
     _add_data_commands(sub)
     w = sub.add_parser("sweep", help="search hyper-parameters with Optuna; each trial is a run folder")
     w.add_argument("recipe", nargs="?", help="recipe name or YAML config to tune")

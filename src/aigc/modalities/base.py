@@ -23,6 +23,7 @@ class Modality:
     prints: ClassVar[bool] = False                # `aigc sample` without --out prints the samples instead of a file
     grids: ClassVar[bool] = False                 # samples save as picture grids (save(..., "png", nrow=)): explore draws
     stream_formats: ClassVar[tuple[str, ...]] = ()  # formats `save_stream` writes chunk by chunk (large n)
+    web_formats: ClassVar[dict[str, str]] = {}    # format -> media type `aigc serve` answers with; the first is its default
     eval_options: ClassVar[frozenset[str]] = frozenset()   # optional EvalRequest fields its evaluator honours
     floor_options: ClassVar[frozenset[str]] = frozenset()  # ... and its real-data floor
 
@@ -50,6 +51,14 @@ class Modality:
     def save_stream(self, chunks: Iterable[Any], n: int, meta: dict[str, Any], path: Path, fmt: str) -> Path:
         """Write n samples arriving in chunks without holding them all (formats in stream_formats)."""
         raise NotImplementedError
+
+    def encode(self, samples: Any, fmt: str, **layout: Any) -> bytes:
+        """Samples as the bytes of one web format (`web_formats`) other than json, for `aigc serve`."""
+        raise ConfigError(f"the {self.name} modality cannot encode {fmt}", f"ask for {' or '.join(self.web_formats)}")
+
+    def to_json(self, samples: Any) -> list[Any]:
+        """Samples as JSON values, one per sample (e.g. data: URLs of pictures), for `aigc serve`."""
+        raise ConfigError(f"the {self.name} modality has no JSON form", "its author must define to_json")
 
     def to_text(self, samples: Any) -> str:
         """Samples as text for the terminal (modalities that print)."""

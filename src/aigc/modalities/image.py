@@ -25,6 +25,7 @@ class ImageModality(Modality):
     formats = ("png", "npz")
     grids = True
     stream_formats = ("npz",)
+    web_formats = {"png": "image/png", "json": "application/json"}
     eval_options = frozenset({"metrics", "inception_weights", "floor", "iwae_k", "likelihood_n", "intervals"})
     floor_options = frozenset({"metrics", "inception_weights", "intervals"})
 
@@ -43,6 +44,25 @@ class ImageModality(Modality):
 
             return atomic_write(path.with_suffix(".npz"), write)
         return atomic_write(path.with_suffix(".png"), lambda p: to_pil(samples, nrow).save(p, format="PNG"))
+
+    def encode(self, samples: torch.Tensor, fmt: str, nrow: int | None = None, **layout: Any) -> bytes:
+        """One PNG grid (nrow images a row) of the samples."""
+        import io
+
+        from ..io import to_pil
+
+        if fmt != "png":
+            return super().encode(samples, fmt)
+        buf = io.BytesIO()
+        to_pil(samples, nrow).save(buf, format="PNG")
+        return buf.getvalue()
+
+    def to_json(self, samples: torch.Tensor) -> list[str]:
+        """Each image as a data: URL of its own PNG."""
+        import base64
+
+        return ["data:image/png;base64," + base64.b64encode(self.encode(x.unsqueeze(0), "png")).decode("ascii")
+                for x in samples]
 
     def sample_limit(self, meta: dict[str, Any], fmt: str | None = None) -> int:
         """PNG grids up to MAX_GRID images; npz up to MAX_SAMPLES (streamed); in memory, up to

@@ -17,10 +17,19 @@ class TextModality(Modality):
     name = "text"
     formats = ("txt",)
     prints = True
+    web_formats = {"json": "application/json", "txt": "text/plain; charset=utf-8"}
 
     def save(self, samples: list[str], path: Path, fmt: str | None = None, **layout: Any) -> Path:
         self.format_for(Path(path), fmt)
         return atomic_write_text(Path(path).with_suffix(".txt"), self.to_text(samples) + "\n")
+
+    def encode(self, samples: list[str], fmt: str, **layout: Any) -> bytes:
+        if fmt != "txt":
+            return super().encode(samples, fmt)
+        return (self.to_text(samples) + "\n").encode("utf-8")
+
+    def to_json(self, samples: list[str]) -> list[str]:
+        return [str(s) for s in samples]
 
     def sample_limit(self, meta: dict[str, Any], fmt: str | None = None) -> int:
         return MAX_TEXT_SAMPLES

@@ -98,6 +98,9 @@ class CharLM(GenerativeModel, ExactLikelihood, SequenceSampler):
         self.kind = meta.get("kind", "lines")
         self._copies: set[int] | None = None
 
+    def sample_hints(self) -> dict[str, dict[str, Any]]:
+        return {"max_len": {"default": self.block_size if self.kind == "lines" else 200}}
+
     # ------------------------------------------------------------ the family's part
 
     def forward(self, idx: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:

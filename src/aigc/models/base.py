@@ -79,6 +79,11 @@ class GenerativeModel(nn.Module):
         """Family facts for the run report (e.g. a GAN's loss)."""
         return {}
 
+    def sample_hints(self) -> dict[str, dict[str, Any]]:
+        """What a form needs about sample options beyond their dataclass: {option: {"default": value this
+        model uses when it is left out, "choices": [...]}} (e.g. a diffusion model's samplers)."""
+        return {}
+
 
 def ema_key(name: str) -> str:
     """Where the EMA copy of network `name` lives in the model (and in its checkpoint keys)."""

@@ -127,6 +127,9 @@ class Conditional(ABC):
         if labels is None:
             return torch.arange(n) % k
         items = labels if isinstance(labels, (list, tuple)) else [labels]
+        if not items:
+            raise ConfigError("an empty list of labels", f"give one or more of: {', '.join(self.class_names[:10])}"
+                              + (", ..." if len(self.class_names) > 10 else ""))
         ids = [self.label_id(x) for x in items]
         return torch.tensor([ids[i % len(ids)] for i in range(n)], dtype=torch.int64)
 

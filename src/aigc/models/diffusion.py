@@ -183,6 +183,13 @@ class UNetFamily(GenerativeModel, Conditional, LatentSpace, Trajectory):
                     trajectory: list[torch.Tensor] | None) -> torch.Tensor:
         raise NotImplementedError
 
+    def sample_hints(self) -> dict[str, dict[str, Any]]:
+        hints: dict[str, dict[str, Any]] = {"sampler": {"choices": list(self.samplers), "default": self.check_sampler(None)},
+                                            "steps": {"default": self.cfg.sample_steps}}
+        if self.num_classes:
+            hints["guidance"] = {"default": self.cfg.guidance}
+        return hints
+
     prior = "gaussian"
 
     @property

@@ -1,0 +1,262 @@
+"""`aigc serve` as a user runs it: a real server process on a loopback port, driven by real concurrent
+clients, by Schemathesis over its OpenAPI schema, and by headless Chromium through the page."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+
+from aigc.config import load_config  # noqa: E402
+from aigc.train import train  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = ["anna", "maria", "mark", "martin", "marta", "paul", "paula", "peter", "petra", "john", "joan", "jane"] * 5
+
+
+class Server:
+    """`python -m aigc serve ARGS --port 0` in its own process; `url` once it listens."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None):
+        self.proc = subprocess.Popen([sys.executable, "-m", "aigc", "serve", *args, "--port", "0"],
+                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                                     env={**os.environ, **(env or {})})
+        self.lines: list[str] = []
+        self.url = ""
+        ready = threading.Event()
+
+        def read() -> None:
+            for line in self.proc.stderr:
+                self.lines.append(line.rstrip("\n"))
+                m = re.search(r"on (http://[\d.]+:\d+)", line)
+                if m and not self.url:
+                    self.url = m.group(1)
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not ready.wait(120) or not self.url:
+            self.stop()
+            raise RuntimeError("server did not start: " + "\n".join(self.lines))
+        for _ in range(200):  # the socket is bound before uvicorn starts; wait until the app answers
+            try:
+                if httpx.get(self.url + "/health", timeout=5, headers=self.auth).status_code in (200, 401):
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError("server never answered: " + "\n".join(self.lines))
+
+    auth: dict[str, str] = {}
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("served")
+    quick = {"log_every": 5, "sample_every": 0, "ckpt_every": 10, "threads": 1, "progress": False}
+    train(load_config({"name": "cgan", "seed": 0, "data": {"source": "digits"},
+                       "model": {"name": "gan-mlp", "z_dim": 8, "g_hidden": [32], "d_hidden": [32],
+                                 "conditional": True},
+                       "train": {"steps": 10, "batch_size": 32, **quick}}), root / "cgan", echo=lambda m: None)
+    train(load_config({"name": "flow", "seed": 0, "data": {"source": "digits"},
+                       "model": {"name": "flow", "widths": [8, 16], "attention": False, "sample_steps": 4},
+                       "train": {"steps": 4, "batch_size": 16, **quick}}), root / "flow", echo=lambda m: None)
+    lines = root / "names.txt"
+    lines.write_text("\n".join(NAMES) + "\n", encoding="utf-8")
+    train(load_config({"name": "names", "seed": 0, "data": {"source": f"lines:{lines}", "test_fraction": 0.1},
+                       "model": {"name": "gru", "embed": 8, "hidden": 32},
+                       "train": {"steps": 20, "batch_size": 8, "lr": 0.01, **quick}}), root / "names",
+          echo=lambda m: None)
+    return {name: root / name for name in ("cgan", "flow", "names")}
+
+
+@pytest.fixture(scope="module")
+def server(runs):
+    s = Server(str(runs["cgan"]), str(runs["names"]), str(runs["flow"]))
+    yield s
+    assert s.stop() == 0
+
+
+def test_the_server_answers_logs_each_request_and_stops_cleanly_on_ctrl_c(runs):
+    s = Server(str(runs["cgan"]))
+    r = httpx.post(s.url + "/models/cgan/samples", json={"n": 4, "seed": 2, "label": 5}, timeout=30)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.headers["x-seed"] == "2"
+    assert s.stop() == 0
+    logged = [x for x in s.lines if "POST /models/cgan/samples" in x]
+    assert len(logged) == 1 and "model=cgan n=4 seed=2" in logged[0] and "status=200" in logged[0]
+    assert not any("Traceback" in x for x in s.lines)
+
+
+def test_a_taken_port_is_one_line(runs, server):
+    port = int(server.url.rsplit(":", 1)[1])
+    out = subprocess.run([sys.executable, "-m", "aigc", "serve", str(runs["cgan"]), "--port", str(port)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "choose another --port" in out.stderr
+
+
+def test_overload_gets_fast_refusals_the_admitted_succeed_and_the_server_stays_up(runs):
+    s = Server(f"slow={runs['flow']}", "--workers-per-model", "1", "--queue", "2")
+    try:
+        body = {"n": 64, "steps": 1000, "format": "json"}  # seconds of work each on the tiny flow
+
+        def ask(i: int) -> tuple[int, float, float]:
+            tic = time.monotonic()
+            r = httpx.post(s.url + "/models/slow/samples", json={**body, "seed": i}, timeout=120)
+            return r.status_code, tic, time.monotonic()
+
+        with ThreadPoolExecutor(10) as pool:
+            results = list(pool.map(ask, range(10)))
+        codes = sorted(code for code, _, _ in results)
+        assert codes.count(200) == 3 and codes.count(429) == 7  # 1 sampling + 2 waiting admitted; the rest refused
+        first_done = min(end for code, _, end in results if code == 200)
+        assert all(end < first_done for code, _, end in results if code == 429)  # refused before any finished
+        assert httpx.get(s.url + "/health", timeout=10).json()["status"] == "ok"
+    finally:
+        assert s.stop() == 0
+    assert not any("Traceback" in x or "status=5" in x for x in s.lines)
+
+
+# ---------------------------------------------------------------- Schemathesis
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_the_api_keeps_to_its_schema_and_never_answers_5xx(server, mode):
+    """Schemathesis generates requests from the app's own OpenAPI document (valid ones, then ones that
+    break it) and checks every answer: no 5xx, documented status codes, content types and schemas.
+    Through its Python API: its pytest plugin does not load under pytest 9."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import given
+    from hypothesis.errors import Unsatisfiable
+
+    schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+    operations = [op.ok() for op in schema.get_all_operations()]
+    assert {f"{o.method.upper()} {o.path}" for o in operations} == {
+        "GET /health", "GET /models", "POST /models/{name}/samples", "GET /models/{name}/report",
+        "GET /models/{name}/files/{filename}"}
+    seen: list[int] = []
+    for operation in operations:
+        if mode == "negative" and "{" not in operation.path and operation.method.upper() == "GET":
+            continue  # /health and /models take no input that could break the schema
+        @given(case=operation.as_strategy(generation_mode=schemathesis.GenerationMode(mode)))
+        @settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+        def check(case):
+            seen.append(case.call_and_validate(base_url=server.url, timeout=60).status_code)
+
+        try:
+            check()
+        except Unsatisfiable:  # negative mode: a path whose only input is a free string cannot be made invalid
+            assert mode == "negative" and operation.method.upper() == "GET", operation.path
+    assert seen and max(seen) < 500
+    if mode == "positive":
+        assert 200 in seen
+
+
+# ---------------------------------------------------------------- the page in a real browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium (make test installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"])
+        yield b
+        b.close()
+
+
+def test_the_page_generates_reproduces_downloads_and_shows_errors(server, browser, tmp_path):
+    from PIL import Image
+
+    page = browser.new_page(viewport={"width": 1200, "height": 820})
+    problems: list[str] = []
+    expected = "Failed to load resource: the server responded with a status of 422"  # the n = 0 asked below
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" and expected not in m.text else None)
+    page.on("request", lambda r: None if r.url.startswith((server.url, "data:", "blob:")) else problems.append(r.url))
+    page.goto(server.url)
+    page.wait_for_selector("#model option[value=cgan]", state="attached")
+    page.select_option("#model", "cgan")
+    page.fill("#n", "6")
+    page.select_option("#opt-label", "3")
+    page.click("#generate")
+    page.wait_for_selector("#results img.sample")
+    first = [page.locator("#results img.sample").nth(i).get_attribute("src") for i in range(6)]
+    assert page.locator("#results img.sample").count() == 6
+    seed = re.fullmatch(r"seed (\d+)", page.text_content("#seed-shown")).group(1)
+
+    page.click("#reuse")  # the seed shown goes into the seed field: the same pictures come back
+    assert page.input_value("#seed") == seed
+    page.evaluate("document.getElementById('results').innerHTML = ''")
+    page.click("#generate")
+    page.wait_for_selector("#results img.sample")
+    again = [page.locator("#results img.sample").nth(i).get_attribute("src") for i in range(6)]
+    assert again == first and page.text_content("#seed-shown") == f"seed {seed}"
+
+    with page.expect_download() as dl:
+        page.click("#download")
+    saved = tmp_path / "grid.png"
+    dl.value.save_as(saved)
+    assert dl.value.suggested_filename == f"cgan-seed{seed}.png"
+    assert Image.open(saved).size == (3 * 8 + 4 * 2, 2 * 8 + 3 * 2)  # the 6 pictures as one PNG grid
+
+    page.fill("#n", "0")
+    page.click("#generate")
+    page.wait_for_selector("#error:not(:empty)")  # (a selector: the page's CSP forbids eval'd JavaScript)
+    assert page.text_content("#error") == "n: Input should be greater than or equal to 1"
+
+    page.select_option("#model", "names")
+    page.fill("#n", "5")
+    page.fill("#opt-prompt", "ma")
+    page.click("#generate")
+    page.wait_for_selector("#results li.sample")
+    names = page.locator("#results li.sample").all_text_contents()
+    assert len(names) == 5 and all(x.startswith("ma") for x in names) and page.text_content("#error") == ""
+    if os.environ.get("AIGC_SCREENSHOT"):
+        page.select_option("#model", "cgan")
+        page.fill("#n", "16")
+        page.click("#generate")
+        page.wait_for_selector("#results img.sample")
+        page.screenshot(path=os.environ["AIGC_SCREENSHOT"], full_page=True)
+    assert problems == []
+    page.close()
+
+
+def test_the_page_asks_for_the_token_when_the_server_needs_one(runs, browser):
+    s = Server(str(runs["cgan"]), "--token", "t0ken")
+    try:
+        page = browser.new_page()
+        page.goto(s.url)
+        page.wait_for_selector("#token", state="visible")
+        assert "token" in page.text_content("#error")
+        page.fill("#token", "t0ken")
+        page.click("#token-go")
+        page.wait_for_selector("#model option[value=cgan]", state="attached")
+        page.click("#generate")
+        page.wait_for_selector("#results img.sample")
+        assert page.locator("#results img.sample").count() == 16
+        page.close()
+    finally:
+        assert s.stop() == 0
+
