@@ -77,7 +77,8 @@ def test_health_and_models_describe_each_run_and_its_options(client, runs):
     gan, flow, names = models["cgan"], models["flow"], models["names"]
     assert (gan["modality"], gan["family"], gan["labels"]) == ("image", "gan-mlp", [str(i) for i in range(10)])
     assert gan["formats"] == ["png", "json"] and set(gan["options"]) == {"label", "ema"}
-    assert gan["options"]["label"]["choices"] == gan["labels"]
+    assert gan["options"]["label"]["choices"] == gan["labels"] and gan["options"]["label"]["type"] == "string"
+    assert gan["max_n"] == 64
     assert flow["options"]["sampler"] == {**flow["options"]["sampler"], "choices": ["euler", "heun", "midpoint"],
                                           "default": "euler"}
     assert flow["options"]["steps"]["default"] == 4 and flow["options"]["steps"]["max"] == 1000
@@ -156,6 +157,10 @@ def test_other_bad_requests_are_one_line_each(client):
     chunked = client.post("/models/cgan/samples", content=iter([b'{"n": 2, "prompt": "', b"x" * 20_000, b'"}']),
                           headers={"Content-Type": "application/json"})
     assert "at most 16,384" in one_line(chunked, 413)  # no Content-Length: counted as it is read
+    small = client.post("/models/cgan/samples", content=iter([b'{"n": ', b'2}']),
+                        headers={"Content-Type": "application/json"})
+    assert png(small)  # a chunked body under the limit is read and answered as usual
+    assert "unknown model 'a\\x0ab'" in one_line(client.post("/models/a%0Ab/samples", json={}), 404)
     assert "the Accept header asked for audio/wav" in one_line(
         client.post("/models/cgan/samples", json={"n": 2}, headers={"Accept": "audio/wav"}), 406)
     assert one_line(client.get("/nowhere"), 404) == "Not Found"
@@ -166,8 +171,14 @@ def test_report_and_figures_stay_inside_the_run(client, runs):
     r = client.get("/models/cgan/report").json()
     assert r["report"].startswith("#") and "/models/cgan/files/curves.png" in r["figures"]
     assert png(client.get("/models/cgan/files/curves.png")).size[0] > 100
-    for name in ("config.yaml", "..%2F..%2Fetc%2Fpasswd", "missing.png", "..%2Fcgan%2Fcurves.png"):
-        assert one_line(client.get(f"/models/cgan/files/{name}"), 404)
+    (runs["cgan"] / "evil.png").symlink_to("/etc/passwd")  # a link in a shared run must not lead out of it
+    try:
+        assert "/models/cgan/files/evil.png" not in client.get("/models/cgan/report").json()["figures"]
+        for name in ("config.yaml", "..%2F..%2Fetc%2Fpasswd", "missing.png", "..%2Fcgan%2Fcurves.png", "evil.png",
+                     "a" * 300 + ".png", "curves.png%00"):
+            assert one_line(client.get(f"/models/cgan/files/{name}"), 404)
+    finally:
+        (runs["cgan"] / "evil.png").unlink()
 
 
 def test_the_page_is_served_and_fetches_nothing_from_outside(client):
@@ -176,6 +187,9 @@ def test_the_page_is_served_and_fetches_nothing_from_outside(client):
     assert "default-src 'self'" in r.headers["content-security-policy"]
     assert not re.search(r"(src|href)=\"(https?:)?//", r.text)  # no CDN: every resource is ours or inline
     assert client.get("/docs").status_code == 404  # FastAPI's docs page loads its scripts from a CDN
+    assert "script-src 'self';" in r.headers["content-security-policy"]  # no inline script may run
+    assert "<script src=\"/app.js\"></script>" in r.text and "innerHTML" not in client.get("/app.js").text
+    assert client.head("/").status_code == 200
 
 
 def test_a_token_is_needed_on_every_api_request_but_not_for_the_page(runs):
@@ -195,11 +209,14 @@ def test_each_request_is_logged_on_one_line(client, caplog):
     with caplog.at_level(logging.INFO, logger="aigc.serve"):
         client.post("/models/cgan/samples", json={"n": 2, "seed": 5, "label": "4"})
         client.post("/models/cgan/samples", json={"n": 0})
+        client.post("/models/cgan/samples", json={"n": 3, "temperature": 2})
     lines = [r.getMessage() for r in caplog.records if r.name == "aigc.serve"]
-    assert len(lines) == 2 and all("\n" not in x for x in lines)
-    assert re.fullmatch(r'POST /models/cgan/samples model=cgan n=2 seed=5 format=png options=\{"labels": \["4"\]\} '
+    assert len(lines) == 3 and all("\n" not in x for x in lines)
+    assert re.fullmatch(r'POST /models/cgan/samples model=cgan n=2 seed=5 format=png options=\{"label": "4"\} '
                         r'status=200 ms=\d+', lines[0])
-    assert re.fullmatch(r"POST /models/cgan/samples status=422 ms=\d+", lines[1])
+    assert re.fullmatch(r"POST /models/cgan/samples status=422 ms=\d+", lines[1])  # refused before it was read
+    assert re.fullmatch(r'POST /models/cgan/samples model=cgan n=3 seed=None options=\{"temperature": 2.0\} '
+                        r'status=422 ms=\d+', lines[2])
 
 
 # ---------------------------------------------------------------- bounds
@@ -232,21 +249,27 @@ def test_a_full_queue_is_refused_at_once_and_the_admitted_requests_succeed(runs)
 
 
 def test_the_time_limit_interrupts_the_sampling_and_frees_the_worker(runs):
-    with TestClient(create_app({"flow": runs["flow"]}, workers_per_model=1, queue=4, time_limit=0.5)) as c:
+    """A long request (2,000 network calls of 64 images: many seconds) and a short one queued 0.8 s
+    after it, both under a 1.5 s limit: the short one can only be answered if the long one's worker
+    stopped at its limit, 0.7 s before the short one's own limit ends."""
+    with TestClient(create_app({"flow": runs["flow"]}, workers_per_model=1, queue=4, time_limit=1.5)) as c:
+        slots = c.app.state.served["flow"].slots
         results: list[tuple[str, int, str]] = []
 
         def ask(name: str, body: dict) -> None:
             r = c.post("/models/flow/samples", json=body)
             results.append((name, r.status_code, r.text))
 
-        long = threading.Thread(target=ask, args=("long", {**slow(), "steps": 1000}))
+        long = threading.Thread(target=ask, args=("long", {**slow(), "sampler": "heun"}))
         long.start()
-        time.sleep(0.1)
+        while slots.admitted == 0:
+            time.sleep(0.01)
+        time.sleep(0.8)
         ask("short", {"n": 1, "steps": 1, "format": "json"})  # queued behind the long one
         long.join()
         by = {name: (code, text) for name, code, text in results}
-        assert by["long"][0] == 503 and "0.5 s limit while sampling" in json.loads(by["long"][1])["error"]
-        assert by["short"][0] == 200  # it waited < 0.5 s: the long request's worker was freed at its limit
+        assert by["long"][0] == 503 and "1.5 s limit while sampling" in json.loads(by["long"][1])["error"]
+        assert by["short"][0] == 200, by["short"]
 
 
 def test_a_seed_gives_the_same_samples_whatever_runs_beside_it(runs):
@@ -272,6 +295,7 @@ def test_serve_refuses_bad_runs_and_options_in_one_line(tmp_path, runs, capsys):
         ([str(runs["cgan"]), "--workers-per-model", "0"], "--workers-per-model is 0"),
         ([str(runs["cgan"]), "--port", "70000"], "--port is 70000"),
         ([str(runs["cgan"]), "--token", " "], "--token is empty"),
+        ([str(runs["cgan"]), "--host", "256.1.1.1"], "cannot listen on 256.1.1.1:8000"),
     ]
     for args, words in cases:
         assert main(["serve", *args]) == 2, args
@@ -286,3 +310,18 @@ def test_an_empty_label_list_is_one_line_in_the_api_too(runs):
 
     with pytest.raises(ConfigError, match="an empty list of labels"):
         aigc.load(runs["cgan"]).sample(2, labels=[])
+
+
+def test_a_damaged_eval_json_shows_no_figures_and_never_reaches_the_page_as_html(runs, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["cgan"], run)
+    (run / "eval.json").write_text(json.dumps({"n": "<img src=x onerror=alert(1)>", "against": ["x"],
+                                               "sections": [{"values": [1, 2]}, {"values": {"fid": 3.5, "x": "y"}}]}))
+    with TestClient(create_app({"run": run})) as c:
+        info = c.get("/models").json()[0]
+    assert info["eval"] == {"n": None, "against": None, "values": {"fid": 3.5}}
+    (run / "eval.json").write_text("[1, 2")
+    with TestClient(create_app({"run": run})) as c:
+        assert c.get("/models").json()[0]["eval"] is None

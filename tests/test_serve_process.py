@@ -92,7 +92,7 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(runs):
-    s = Server(str(runs["cgan"]), str(runs["names"]), str(runs["flow"]))
+    s = Server(str(runs["cgan"]), str(runs["names"]), str(runs["flow"]), "--time-limit", "600")
     yield s
     assert s.stop() == 0
 
@@ -101,6 +101,8 @@ def test_the_server_answers_logs_each_request_and_stops_cleanly_on_ctrl_c(runs):
     s = Server(str(runs["cgan"]))
     r = httpx.post(s.url + "/models/cgan/samples", json={"n": 4, "seed": 2, "label": 5}, timeout=30)
     assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.headers["x-seed"] == "2"
+    evil = httpx.get(s.url + "/models", headers={"Host": "attacker.example"}, timeout=30)  # DNS rebinding
+    assert evil.status_code == 400 and "answers only to 127.0.0.1, localhost" in evil.json()["error"]
     assert s.stop() == 0
     logged = [x for x in s.lines if "POST /models/cgan/samples" in x]
     assert len(logged) == 1 and "model=cgan n=4 seed=2" in logged[0] and "status=200" in logged[0]
@@ -116,7 +118,7 @@ def test_a_taken_port_is_one_line(runs, server):
 
 
 def test_overload_gets_fast_refusals_the_admitted_succeed_and_the_server_stays_up(runs):
-    s = Server(f"slow={runs['flow']}", "--workers-per-model", "1", "--queue", "2")
+    s = Server(f"slow={runs['flow']}", "--workers-per-model", "1", "--queue", "2", "--time-limit", "600")
     try:
         body = {"n": 64, "steps": 1000, "format": "json"}  # seconds of work each on the tiny flow
 

@@ -405,8 +405,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port is {args.port}", "use 1 to 65535 (0: any free port)")
     models = load_models(args.run_dirs, args.checkpoint)  # a bad run is one line before anything listens
+    loopback = args.host in ("127.0.0.1", "localhost", "::1")
     app = create_app(models, token=args.token, workers_per_model=args.workers_per_model, queue=args.queue,
-                     time_limit=args.time_limit)
+                     time_limit=args.time_limit,
+                     allowed_hosts=["127.0.0.1", "localhost", "[::1]"] if loopback else None)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -417,9 +419,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {getattr(e, 'strerror', None) or e}",
                           "choose another --port, or stop what holds it") from None
     host, port = sock.getsockname()[:2]
+    host = f"[{host}]" if ":" in host else host
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     print(f"serving {', '.join(models)} on http://{host}:{port}" + (" (token required)" if args.token else "")
-          + (" -- reachable from other machines" if host not in ("127.0.0.1", "::1", "localhost") else ""),
+          + ("" if loopback else " -- reachable from other machines"),
           file=sys.stderr, flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
 

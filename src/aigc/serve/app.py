@@ -34,6 +34,7 @@ from ..errors import ConfigError, UserError, unknown
 from ..run import Loaded, load
 from .slots import (
     Busy,
+    Gone,
     ModelSlots,
     QueueTimeout,
     SampleTimeout,
@@ -51,9 +52,12 @@ MAX_TOKENS = 1000          # new tokens a text sample
 MAX_STEPS = 1000           # sampler steps
 MAX_GUIDANCE = 50.0
 MAX_TEMPERATURE = 10.0
-PAGE = Path(__file__).with_name("static") / "index.html"
-FIGURE = re.compile(r"[\w.-]+\.png")
-FIELD_OF = {"label": "labels"}  # request fields named differently from the family option they set
+STATIC = Path(__file__).with_name("static")
+PAGE, SCRIPT = STATIC / "index.html", STATIC / "app.js"
+PUBLIC = ("/", "/app.js")  # the page itself: served without the token (a browser cannot send one to open it)
+FIGURE = re.compile(r"[\w.-]{1,100}\.png")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+FORMATS = ("png", "json", "txt")  # answer formats the service knows (a modality offers some of them)
 
 
 class SampleRequest(BaseModel):
@@ -65,7 +69,7 @@ class SampleRequest(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**53 - 1,
                              description="same seed and options, same samples; left out: one is drawn and "
                                          "returned (at most 2^53 - 1, the integers a browser holds exactly)")
-    format: Literal["png", "json", "txt"] | None = Field(
+    format: Literal[FORMATS] | None = Field(
         None, description="answer format; left out: from the Accept header, else the modality's default")
     label: str | int | None = Field(None, description="conditional models: one class, by name or index")
     labels: list[str | int] | None = Field(None, min_length=1, max_length=MAX_N,
@@ -102,6 +106,7 @@ class ErrorBody(BaseModel):
 
 class ModelInfo(BaseModel):
     name: str
+    max_n: int
     modality: str
     family: str
     labels: list[str]
@@ -122,8 +127,13 @@ class Report(BaseModel):
     figures: list[str]
 
 
+def printable(text: str) -> str:
+    """Control characters (a newline, an escape) shown as \\xNN: an error or log line stays one line."""
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return JSONResponse({"error": printable(message)}, status_code=status, headers=headers)
 
 
 ERRORS = {code: {"model": ErrorBody, "description": text} for code, text in {
@@ -161,7 +171,7 @@ def option_specs(loaded: Loaded) -> dict[str, dict[str, Any]]:
         if f.name == "labels":
             if not loaded.class_names:
                 continue
-            spec["choices"] = list(loaded.class_names)
+            spec["type"], spec["choices"] = "string", list(loaded.class_names)  # by name (an index works too)
         default = hints.get(f.name, {}).get("default", f.default if f.default is not None else None)
         spec["default"] = default if isinstance(default, (int, float, str, bool)) or default is None else None
         if "choices" in hints.get(f.name, {}):
@@ -178,19 +188,24 @@ def eval_figures(run_dir: Path) -> dict[str, Any] | None:
         data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() and path.stat().st_size < 8 << 20 else None
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not isinstance(data.get("sections"), list):
         return None
-    values = {k: v for s in data.get("sections", []) if isinstance(s, dict)
-              for k, v in (s.get("values") or {}).items()
+    values = {str(k)[:40]: v for s in data["sections"] if isinstance(s, dict) and isinstance(s.get("values"), dict)
+              for k, v in s["values"].items()
               if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
-    return {"n": data.get("n"), "against": data.get("against"), "values": values}
+    n, against = data.get("n"), data.get("against")
+    return {"n": n if isinstance(n, int) and not isinstance(n, bool) else None,
+            "against": against[:200] if isinstance(against, str) else None, "values": values}
 
 
 def describe(name: str, loaded: Loaded) -> dict[str, Any]:
     from ..plugins import MODALITIES
 
     modality = MODALITIES.get(loaded.modality)
-    return {"name": name, "modality": loaded.modality, "family": str(loaded.config.model["name"]),
+    if not modality.web_formats or any(f not in FORMATS for f in modality.web_formats):
+        raise ConfigError(f"model {name}: the {loaded.modality} modality names no web format the service knows",
+                          "its author must set web_formats (e.g. png, json, txt)")
+    return {"name": name, "max_n": MAX_N, "modality": loaded.modality, "family": str(loaded.config.model["name"]),
             "labels": loaded.class_names, "formats": list(modality.web_formats),
             "options": option_specs(loaded), "eval": eval_figures(loaded.run_dir),
             "checkpoint": loaded.checkpoint.name}
@@ -219,8 +234,14 @@ def load_models(specs: list[str], checkpoint: str = "latest") -> dict[str, Loade
 
 
 def create_app(models: Mapping[str, str | Path | Loaded], *, token: str | None = None, workers_per_model: int = 1,
-               queue: int = 16, time_limit: float = 60.0) -> FastAPI:
-    """The service for `models` ({name: run dir or a Loaded}); run dirs are loaded in the app's lifespan."""
+               queue: int = 16, time_limit: float = 60.0, allowed_hosts: list[str] | None = None) -> FastAPI:
+    """The service for `models` ({name: run dir or a Loaded}); run dirs are loaded in the app's lifespan.
+
+    `allowed_hosts`: Host headers answered (others get 400), so a web page elsewhere cannot reach a
+    loopback server through a DNS name of its own (`aigc serve` passes the loopback names when it
+    listens on loopback); None answers any."""
+    if token is not None and not token.strip():
+        raise ConfigError("the token is empty", "give a secret, or leave the token out")
     if not 1 <= workers_per_model <= 64:
         raise ConfigError(f"--workers-per-model is {workers_per_model}", "use 1 to 64")
     if not 0 <= queue <= 10_000:
@@ -274,7 +295,8 @@ def create_app(models: Mapping[str, str | Path | Loaded], *, token: str | None =
 
     @app.exception_handler(Exception)
     async def internal(request: Request, e: Exception) -> JSONResponse:
-        log.error("internal error on %s %s: %s: %s", request.method, request.url.path, type(e).__name__, e)
+        log.error("internal error on %s %s: %s: %s", request.method, printable(request.scope["path"]),
+                  type(e).__name__, printable(str(e)))
         return error(500, f"internal error ({type(e).__name__}); the server log has the details")
 
     # ------------------------------------------------------------ every request: size, token, one log line
@@ -283,33 +305,32 @@ def create_app(models: Mapping[str, str | Path | Loaded], *, token: str | None =
     async def guard(request: Request, call_next):
         tic = time.perf_counter()
         request.state.note = ""
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            response = error(413, f"request body of {length} bytes; at most {MAX_BODY_BYTES:,}")
-        elif token and request.url.path not in ("/", "/favicon.ico") and not _authorized(request, token):
+        path = request.scope["path"]  # what routing uses (never rebuilt from the Host header)
+        if allowed_hosts is not None and _hostname(request.headers.get("host", "")) not in allowed_hosts:
+            response = error(400, "this server answers only to " + ", ".join(allowed_hosts)
+                             + " (start it with --host to serve other names)")
+        elif token and path not in PUBLIC and not _authorized(request, token):
             response = error(401, "missing or wrong token (send the header Authorization: Bearer TOKEN)",
                              {"WWW-Authenticate": "Bearer"})
         else:
-            if length is None and request.method in ("POST", "PUT", "PATCH"):
-                body = await request.body()  # a chunked body: read it whole, but only up to the limit
-                if len(body) > MAX_BODY_BYTES:
-                    response = error(413, f"request body of {len(body):,} bytes; at most {MAX_BODY_BYTES:,}")
-                    _log(request, response.status_code, tic)
-                    return response
             try:
                 response = await call_next(request)
             except Exception as e:  # what the handlers above did not catch
-                log.error("internal error on %s: %s: %s", request.url.path, type(e).__name__, e)
+                log.error("internal error on %s: %s: %s", printable(path), type(e).__name__, printable(str(e)))
                 response = error(500, f"internal error ({type(e).__name__}); the server log has the details")
         _log(request, response.status_code, tic)
         return response
 
     # ------------------------------------------------------------ endpoints
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(PAGE, media_type="text/html; charset=utf-8",
                             headers={"Cache-Control": "no-store", "Content-Security-Policy": CSP})
+
+    @app.get("/app.js", include_in_schema=False)
+    async def script() -> FileResponse:
+        return FileResponse(SCRIPT, media_type="text/javascript; charset=utf-8", headers={"Cache-Control": "no-store"})
 
     @app.get("/health", response_model=Health, responses={401: ERRORS[401]})
     async def health() -> dict[str, Any]:
@@ -330,10 +351,12 @@ def create_app(models: Mapping[str, str | Path | Loaded], *, token: str | None =
 
         s = get(name)
         modality = MODALITIES.get(s.loaded.modality)
+        asked = body.model_dump(exclude_none=True, exclude={"n", "seed", "format"})
+        request.state.note = f" model={name} n={body.n} seed={body.seed} options={printable(json.dumps(asked))}"
         fmt = choose_format(body.format, request.headers.get("accept"), modality.web_formats, s.info["modality"])
         options = s.loaded.sample_options(**body.options())  # a bad option: one line, before any work
         seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
-        request.state.note = f" model={name} n={body.n} seed={seed} format={fmt} options={json.dumps(body.options())}"
+        request.state.note = f" model={name} n={body.n} seed={seed} format={fmt} options={printable(json.dumps(asked))}"
         s.loaded.check_n(body.n)
         layout: dict[str, Any] = {}
         if modality.grids and options.get("labels") and len(options["labels"]) > 1 and fmt != "json":
@@ -350,7 +373,9 @@ def create_app(models: Mapping[str, str | Path | Loaded], *, token: str | None =
             return modality.encode(out, fmt, **layout)
 
         try:
-            data = await s.slots.run(work)
+            data = await s.slots.run(work, request.is_disconnected)
+        except Gone:
+            return error(499, "the client went away before its turn")
         except Busy as e:
             return error(429, f"model {name} is busy ({s.slots.workers} sampling, {s.slots.queue} waiting); "
                               f"retry after {e.retry_after} s", {"Retry-After": str(e.retry_after)})
@@ -359,35 +384,90 @@ def create_app(models: Mapping[str, str | Path | Loaded], *, token: str | None =
             return error(503, f"the request ran past the {s.slots.time_limit:g} s limit while {where}; ask for "
                               "fewer samples or steps, or retry later", {"Retry-After": str(s.slots.retry_after())})
         if len(data) > MAX_OUTPUT_BYTES:
-            return error(413, f"the answer would be {len(data):,} bytes; at most {MAX_OUTPUT_BYTES:,}: ask for fewer")
+            return error(422, f"the answer would be {len(data):,} bytes; at most {MAX_OUTPUT_BYTES:,}: ask for fewer")
         media = "application/json" if fmt == "json" else modality.web_formats[fmt]
-        return Response(data, media_type=media, headers={"X-Seed": str(seed), "X-Samples": str(body.n)})
+        return Response(data, media_type=media, headers={"X-Seed": str(seed), "X-Samples": str(body.n),
+                                                         "Vary": "Accept"})
 
     @app.get("/models/{name}/report", response_model=Report, responses={c: ERRORS[c] for c in (401, 404)})
-    async def report(name: str) -> dict[str, Any]:
+    def report(name: str) -> dict[str, Any]:  # plain def: FastAPI runs it on a thread (it reads files)
         s = get(name)
         path = s.loaded.run_dir / "report.md"
-        text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
-        figures = sorted(p.name for p in s.loaded.run_dir.glob("*.png") if FIGURE.fullmatch(p.name))
-        return {"name": name, "report": text, "figures": [f"/models/{name}/files/{f}" for f in figures]}
+        text = path.read_text(encoding="utf-8", errors="replace")[:1 << 20] if path.is_file() else None
+        return {"name": name, "report": text, "figures": [f"/models/{name}/files/{f}" for f in figures(s)]}
 
     @app.get("/models/{name}/files/{filename}", responses={
         200: {"description": "a PNG figure of the run", "content": {"image/png": {}}},
         **{c: ERRORS[c] for c in (401, 404)}}, response_class=Response)
-    async def figure(name: str, filename: str) -> Response:
+    def figure(name: str, filename: str) -> Response:
         s = get(name)
-        path = s.loaded.run_dir / filename
-        if not FIGURE.fullmatch(filename) or not path.is_file() or path.resolve().parent != s.loaded.run_dir.resolve():
-            return error(404, f"no figure '{filename}' in model {name}'s run (see /models/{name}/report)")
-        return FileResponse(path, media_type="image/png")
+        if filename not in figures(s):
+            return error(404, f"no figure '{filename[:100]}' in model {name}'s run (see /models/{name}/report)")
+        return FileResponse(s.loaded.run_dir / filename, media_type="image/png")
+
+    def figures(s: Served) -> list[str]:
+        """The run's own PNGs: regular files in its folder (no links out of it), short plain names."""
+        try:
+            return sorted(p.name for p in s.loaded.run_dir.glob("*.png")
+                          if FIGURE.fullmatch(p.name) and not p.is_symlink() and p.is_file())
+        except OSError:
+            return []
 
     app.openapi_schema = None
     _add_samples_schema(app)
-    return app
+    return BodyLimit(app)  # type: ignore[return-value]
 
 
-CSP = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; " \
-      "script-src 'self' 'unsafe-inline'; connect-src 'self'"
+CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+       "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
+
+class BodyLimit:
+    """ASGI wrapper: a request body over MAX_BODY_BYTES is refused (413) before the app reads any of
+    it when it says its length, and after at most MAX_BODY_BYTES + 1 bytes when it is chunked; the
+    bytes read are handed on to the app unchanged. The FastAPI app is `.app` (TestClient's
+    `client.app.app`)."""
+
+    def __init__(self, app: FastAPI):
+        self.app = app
+
+    def __getattr__(self, name: str) -> Any:  # .state, .openapi(), ... of the app
+        return getattr(self.app, name)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+                return await self._refuse(scope, receive, send, length.decode("latin-1")[:20])
+            return await self.app(scope, receive, send)
+        if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        messages, size = [], 0
+        while True:  # a chunked body: read it, but never more than the limit and one byte
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > MAX_BODY_BYTES:
+                return await self._refuse(scope, receive, send, f"more than {MAX_BODY_BYTES:,}")
+            if not message.get("more_body"):
+                break
+        replay = iter(messages)
+
+        async def receive_again() -> dict:
+            return next(replay, None) or await receive()
+
+        await self.app(scope, receive_again, send)
+
+    @staticmethod
+    async def _refuse(scope: dict, receive: Any, send: Any, size: str) -> None:
+        response = error(413, f"request body of {size} bytes; at most {MAX_BODY_BYTES:,}")
+        log.info("%s %s status=413", scope["method"], printable(scope["path"]))
+        await response(scope, receive, send)
 
 
 class Samples(BaseModel):
@@ -433,6 +513,14 @@ def choose_format(fmt: str | None, accept: str | None, formats: dict[str, str], 
                              f"the Accept header asked for {accept[:100]}")
 
 
+def _hostname(host: str) -> str:
+    """'127.0.0.1:8000' -> '127.0.0.1', '[::1]:8000' -> '[::1]', 'LocalHost' -> 'localhost'."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[:host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0]
+
+
 def _authorized(request: Request, token: str) -> bool:
     given = request.headers.get("authorization", "")
     scheme, _, value = given.partition(" ")
@@ -441,5 +529,5 @@ def _authorized(request: Request, token: str) -> bool:
 
 def _log(request: Request, status: int, tic: float) -> None:
     note = getattr(request.state, "note", "")
-    log.info("%s %s%s status=%d ms=%.0f", request.method, request.url.path, note, status,
+    log.info("%s %s%s status=%d ms=%.0f", request.method, printable(request.scope["path"]), note, status,
              1000 * (time.perf_counter() - tic))

@@ -14,7 +14,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -35,6 +35,10 @@ class Busy(Exception):
     def __init__(self, retry_after: int):
         super().__init__(f"busy, retry after {retry_after} s")
         self.retry_after = retry_after
+
+
+class Gone(Exception):
+    """The client went away while the request waited for a worker (its sampling never started)."""
 
 
 class QueueTimeout(Exception):
@@ -102,8 +106,9 @@ class ModelSlots:
         typical = sorted(self._seconds)[len(self._seconds) // 2] if self._seconds else 1.0
         return max(1, math.ceil(typical * max(1, self.admitted - self.workers + 1) / self.workers))
 
-    async def run(self, fn: Callable[[], Any]) -> Any:
-        """fn() on a worker thread within the time limit; Busy, QueueTimeout or SampleTimeout else."""
+    async def run(self, fn: Callable[[], Any], gone: Callable[[], Awaitable[bool]] | None = None) -> Any:
+        """fn() on a worker thread within the time limit; Busy, QueueTimeout or SampleTimeout else.
+        `gone()` is asked once a worker is free: a request whose client left is dropped (Gone)."""
         if self.admitted >= self.workers + self.queue:
             self.refused += 1
             raise Busy(self.retry_after())
@@ -117,7 +122,14 @@ class ModelSlots:
                 raise QueueTimeout() from None
             raise
         started = time.monotonic()
-        work = asyncio.get_running_loop().run_in_executor(self.pool, call_before, fn, deadline)
+        try:
+            if gone is not None and await gone():
+                raise Gone()
+            work = asyncio.get_running_loop().run_in_executor(self.pool, call_before, fn, deadline)
+        except BaseException:
+            self.seats.release()
+            self.admitted -= 1
+            raise
 
         def done(f: asyncio.Future) -> None:
             self.seats.release()
