@@ -55,6 +55,14 @@ def ensure_run(path: Path | None, recipe: str, workdir: Path, echo) -> Path:
     return run
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat, clock ticks)."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -67,12 +75,13 @@ def baseline(run: Path, n: int, seconds: float) -> dict[str, float]:
 
     loaded = aigc.load(run)
     loaded.sample(n, seed=0)  # warm-up
-    count, tic = 0, time.perf_counter()
+    count, tic, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - tic < seconds:
         loaded.sample(n, seed=count + 1)
         count += 1
-    took = time.perf_counter() - tic
-    return {"calls": count, "seconds": took, "samples_per_s": count * n / took, "ms_per_call": 1000 * took / count}
+    took, cpu = time.perf_counter() - tic, time.process_time() - cpu
+    return {"calls": count, "seconds": took, "samples_per_s": count * n / took, "ms_per_call": 1000 * took / count,
+            "cpu_s": cpu, "samples_per_cpu_s": count * n / cpu}
 
 
 class Server:
@@ -125,8 +134,9 @@ def load_level(url: str, model: str, body: dict[str, Any], clients: int, seconds
                 took = time.perf_counter() - tic
                 with lock:
                     out.append((r.status_code, took))
-                if r.status_code in (429, 503):
-                    time.sleep(0.01)  # a refused client tries again at once (a worst case), not in a hot loop
+                if r.status_code in (429, 503):  # a refused client waits as the server asked, as HTTP clients should
+                    time.sleep(min(float(r.headers.get("retry-after", 1)), stop - time.monotonic()) if
+                               stop > time.monotonic() else 0)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for t in threads:
@@ -158,15 +168,22 @@ def render(info: dict[str, Any], base: dict[str, dict], levels: list[dict[str, A
             "`aigc serve` defaults (1 sampling worker per model, queue 16, 60 s limit), its own process; clients: "
             "threads of this process on the same 2 cores.", "",
             "## In-process baseline (`aigc.load(run).sample(n)`)", "",
-            "| model | run | samples/s | ms per call |", "|---|---|---:|---:|"]
-    out += [f"| {m} | `{b['run']}` | {b['samples_per_s']:.0f} | {b['ms_per_call']:.1f} |" for m, b in base.items()]
+            "| model | run | samples/s | ms per call | samples per CPU-second |", "|---|---|---:|---:|---:|"]
+    out += [f"| {m} | `{b['run']}` | {b['samples_per_s']:.0f} | {b['ms_per_call']:.1f} | {b['samples_per_cpu_s']:.0f} |"
+            for m, b in base.items()]
     out += ["", "## Served", "",
-            "| model | clients | req/s | samples/s | % of baseline | p50 ms | p99 ms | refused | refused p99 ms | "
-            "5xx | RSS before → after MB |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+            "Samples/s counts answered requests; the CPU columns are the cores the server and the clients "
+            "each used over the level (2 = both cores), and the samples served per second of server CPU "
+            "against the baseline's per CPU-second (what HTTP, JSON/PNG and queueing cost beyond sampling). "
+            "A refused client waits the Retry-After the server sent before it asks again.", "",
+            "| model | clients | req/s | samples/s | % of baseline | server / client cores | per server CPU-s, % of "
+            "baseline | p50 ms | p99 ms | refused | refused p99 ms | 5xx | RSS before → after MB |",
+            "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in levels:
         out.append(f"| {r['model']} | {r['clients']} | {r['req_per_s']:.1f} | {r['samples_per_s']:.0f} | "
-                   f"{100 * r['share_of_baseline']:.0f}% | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
+                   f"{100 * r['share_of_baseline']:.0f}% | {r['server_cpu_s'] / info['level_s']:.2f} / "
+                   f"{r['client_cpu_s'] / info['level_s']:.2f} | {100 * r['cpu_share_of_baseline']:.0f}% | "
+                   f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
                    f"{100 * r['refused_share']:.0f}% | {r['refused_p99_ms']:.1f} | {r['errors_5xx']} | "
                    f"{r['rss_before_mb']:.0f} → {r['rss_after_mb']:.0f} |")
     first = levels[0]["rss_before_mb"] if levels else float("nan")
@@ -204,11 +221,14 @@ def main(argv: list[str] | None = None) -> int:
         pid = server.proc.pid
         for m in models:
             for k in args.clients:
-                before = rss_mb(pid)
+                before, server_cpu, client_cpu = rss_mb(pid), cpu_seconds(pid), time.process_time()
                 echo(f"{m}: {k} clients for {args.seconds:.0f} s ...")
                 res = load_level(server.url, m, bodies[m], k, args.seconds)
                 row = {"model": m, "clients": k, **summarise(res, args.seconds, args.n, base[m]["samples_per_s"]),
-                       "rss_before_mb": before, "rss_after_mb": rss_mb(pid)}
+                       "rss_before_mb": before, "rss_after_mb": rss_mb(pid),
+                       "server_cpu_s": cpu_seconds(pid) - server_cpu, "client_cpu_s": time.process_time() - client_cpu}
+                row["samples_per_server_cpu_s"] = row["ok"] * args.n / max(row["server_cpu_s"], 1e-9)
+                row["cpu_share_of_baseline"] = row["samples_per_server_cpu_s"] / base[m]["samples_per_cpu_s"]
                 levels.append(row)
                 echo(f"  {row['req_per_s']:.1f} req/s, {100 * row['share_of_baseline']:.0f}% of baseline, "
                      f"p99 {row['p99_ms']:.0f} ms, refused {100 * row['refused_share']:.0f}% "
@@ -216,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         code = server.stop()
     info = {"command": "python -m benchmarks.serve " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "n": args.n, "seconds": time.perf_counter() - tic, "date": time.strftime("%Y-%m-%d %H:%M"),
+            "n": args.n, "level_s": args.seconds, "seconds": time.perf_counter() - tic, "date": time.strftime("%Y-%m-%d %H:%M"),
             "machine": machine(), "load_start": load_start, "load_end": load_average(),
             "server_exit": code, "server_5xx": sum(1 for s in server.statuses if s >= 500)}
     atomic_write_text(args.out, render(info, base, levels))

@@ -412,6 +412,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # accepted connections inherit it: without it a kept-alive connection waited for the client's delayed
+    # ACK (40 ms) before the second write of every answer (measured: /health 44 ms, 1 ms with it)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((args.host, args.port))
     except (OSError, OverflowError) as e:

@@ -57,7 +57,7 @@ PAGE, SCRIPT = STATIC / "index.html", STATIC / "app.js"
 PUBLIC = ("/", "/app.js")  # the page itself: served without the token (a browser cannot send one to open it)
 FIGURE = re.compile(r"[\w.-]{1,100}\.png")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-FORMATS = ("png", "json", "txt")  # answer formats the service knows (a modality offers some of them)
+FORMATS = ("png", "json", "txt", "wav")  # answer formats the service knows (a modality offers some of them)
 
 
 class SampleRequest(BaseModel):
@@ -299,28 +299,6 @@ def create_app(models: Mapping[str, str | Path | Loaded], *, token: str | None =
                   type(e).__name__, printable(str(e)))
         return error(500, f"internal error ({type(e).__name__}); the server log has the details")
 
-    # ------------------------------------------------------------ every request: size, token, one log line
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        tic = time.perf_counter()
-        request.state.note = ""
-        path = request.scope["path"]  # what routing uses (never rebuilt from the Host header)
-        if allowed_hosts is not None and _hostname(request.headers.get("host", "")) not in allowed_hosts:
-            response = error(400, "this server answers only to " + ", ".join(allowed_hosts)
-                             + " (start it with --host to serve other names)")
-        elif token and path not in PUBLIC and not _authorized(request, token):
-            response = error(401, "missing or wrong token (send the header Authorization: Bearer TOKEN)",
-                             {"WWW-Authenticate": "Bearer"})
-        else:
-            try:
-                response = await call_next(request)
-            except Exception as e:  # what the handlers above did not catch
-                log.error("internal error on %s: %s: %s", printable(path), type(e).__name__, printable(str(e)))
-                response = error(500, f"internal error ({type(e).__name__}); the server log has the details")
-        _log(request, response.status_code, tic)
-        return response
-
     # ------------------------------------------------------------ endpoints
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
@@ -415,21 +393,23 @@ def create_app(models: Mapping[str, str | Path | Loaded], *, token: str | None =
 
     app.openapi_schema = None
     _add_samples_schema(app)
-    return BodyLimit(app)  # type: ignore[return-value]
+    return Guard(app, token, allowed_hosts)  # type: ignore[return-value]
 
 
 CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
        "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 
 
-class BodyLimit:
-    """ASGI wrapper: a request body over MAX_BODY_BYTES is refused (413) before the app reads any of
-    it when it says its length, and after at most MAX_BODY_BYTES + 1 bytes when it is chunked; the
-    bytes read are handed on to the app unchanged. The FastAPI app is `.app` (TestClient's
-    `client.app.app`)."""
+class Guard:
+    """What every request passes, as a plain ASGI wrapper (no per-request task or response copy):
+    the Host check, the token, the body size, one log line, and a last-resort 500 in one line.
 
-    def __init__(self, app: FastAPI):
-        self.app = app
+    A body over MAX_BODY_BYTES is refused (413) before the app reads any of it when it says its
+    length, and after at most MAX_BODY_BYTES + 1 bytes when it is chunked; the bytes read are handed
+    on to the app unchanged. The FastAPI app is `.app` (TestClient's `client.app.app`)."""
+
+    def __init__(self, app: FastAPI, token: str | None, allowed_hosts: list[str] | None):
+        self.app, self.token, self.allowed_hosts = app, token, allowed_hosts
 
     def __getattr__(self, name: str) -> Any:  # .state, .openapi(), ... of the app
         return getattr(self.app, name)
@@ -437,14 +417,45 @@ class BodyLimit:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        tic, status = time.perf_counter(), [0]
+        state = scope.setdefault("state", {})  # request.state: the handler leaves its log note here
+
+        async def send_logged(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            refusal, receive = await self.check(scope, receive)
+            if refusal is not None:
+                await refusal(scope, receive, send_logged)
+            else:
+                await self.app(scope, receive, send_logged)
+        except Exception as e:  # what the app's handlers did not answer (Starlette re-raises after its 500)
+            log.error("internal error on %s: %s: %s", printable(scope["path"]), type(e).__name__, printable(str(e)))
+            if not status[0]:
+                await error(500, f"internal error ({type(e).__name__}); the server log has the details")(
+                    scope, receive, send_logged)
+        log.info("%s %s%s status=%d ms=%.0f", scope["method"], printable(scope["path"]), state.get("note", ""),
+                 status[0], 1000 * (time.perf_counter() - tic))
+
+    async def check(self, scope: dict, receive: Any) -> tuple[JSONResponse | None, Any]:
+        """(an answer refusing the request, or None; the receive the app should use)."""
         headers = dict(scope.get("headers") or [])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if self.allowed_hosts is not None and _hostname(host) not in self.allowed_hosts:
+            return error(400, "this server answers only to " + ", ".join(self.allowed_hosts)
+                         + " (start it with --host to serve other names)"), receive
+        if self.token and scope["path"] not in PUBLIC and not _authorized(headers, self.token):
+            return error(401, "missing or wrong token (send the header Authorization: Bearer TOKEN)",
+                         {"WWW-Authenticate": "Bearer"}), receive
         length = headers.get(b"content-length")
         if length is not None:
             if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-                return await self._refuse(scope, receive, send, length.decode("latin-1")[:20])
-            return await self.app(scope, receive, send)
+                return too_big(length.decode("latin-1")[:20]), receive
+            return None, receive
         if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
-            return await self.app(scope, receive, send)
+            return None, receive
         messages, size = [], 0
         while True:  # a chunked body: read it, but never more than the limit and one byte
             message = await receive()
@@ -453,7 +464,7 @@ class BodyLimit:
                 break
             size += len(message.get("body", b""))
             if size > MAX_BODY_BYTES:
-                return await self._refuse(scope, receive, send, f"more than {MAX_BODY_BYTES:,}")
+                return too_big(f"more than {MAX_BODY_BYTES:,}"), receive
             if not message.get("more_body"):
                 break
         replay = iter(messages)
@@ -461,13 +472,11 @@ class BodyLimit:
         async def receive_again() -> dict:
             return next(replay, None) or await receive()
 
-        await self.app(scope, receive_again, send)
+        return None, receive_again
 
-    @staticmethod
-    async def _refuse(scope: dict, receive: Any, send: Any, size: str) -> None:
-        response = error(413, f"request body of {size} bytes; at most {MAX_BODY_BYTES:,}")
-        log.info("%s %s status=413", scope["method"], printable(scope["path"]))
-        await response(scope, receive, send)
+
+def too_big(size: str) -> JSONResponse:
+    return error(413, f"request body of {size} bytes; at most {MAX_BODY_BYTES:,}")
 
 
 class Samples(BaseModel):
@@ -521,13 +530,7 @@ def _hostname(host: str) -> str:
     return host.rsplit(":", 1)[0]
 
 
-def _authorized(request: Request, token: str) -> bool:
-    given = request.headers.get("authorization", "")
+def _authorized(headers: dict[bytes, bytes], token: str) -> bool:
+    given = headers.get(b"authorization", b"").decode("latin-1")
     scheme, _, value = given.partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
-
-
-def _log(request: Request, status: int, tic: float) -> None:
-    note = getattr(request.state, "note", "")
-    log.info("%s %s%s status=%d ms=%.0f", request.method, printable(request.scope["path"]), note, status,
-             1000 * (time.perf_counter() - tic))
