@@ -38,6 +38,10 @@ class DataConfig:
     block_size: int = 64              # text: window length for continuous text
     test_fraction: float = 0.1        # used only where the source has no test split
     split_seed: int = 3407
+    sample_rate: int | None = None    # audio: Hz the clips are resampled to (default 8000)
+    seconds: float | None = None      # audio: clip length; longer files are cut around their loudest part
+    label_pattern: str | None = None  # audio: labels from file names, e.g. "{label}_{speaker}_{index}"
+    split_pattern: str | None = None  # audio: test split by a name field, e.g. "index=0-4"
 
     def check(self) -> None:
         _positive(self, "data", "image_size", "limit", "block_size")
@@ -50,6 +54,10 @@ class DataConfig:
             raise ConfigError(f"data.crop is '{self.crop}'", "use center, random or none")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ConfigError(f"data.test_fraction is {self.test_fraction}", "use a value in [0, 1)")
+        if self.sample_rate is not None or self.seconds is not None:
+            from .data.audio import audio_settings
+
+            audio_settings(self)
 
 
 SCHEDULES = ("constant", "cosine", "linear")

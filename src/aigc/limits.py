@@ -67,6 +67,9 @@ def check_meta(meta: Any, where: str, error: type[UserError]) -> dict[str, Any]:
             values *= d
         if values > MAX_ITEM_VALUES:
             raise bad(f"'shape' {shape} holds {values:,} values per item, more than {MAX_ITEM_VALUES:,}")
+    for key, lo, hi in (("sample_rate", 1000, 192_000), ("samples", 1, MAX_ITEM_VALUES)):
+        if meta.get(key) is not None:
+            check_int(meta[key], f"{where}: '{key}'", lo, hi, error)
     names = meta.get("class_names")
     if names is not None and (not isinstance(names, list) or len(names) > MAX_CLASSES
                               or not all(isinstance(s, str) and len(s) <= 200 for s in names)):

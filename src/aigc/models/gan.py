@@ -144,7 +144,7 @@ class GAN(GenerativeModel, LatentSpace, Conditional):
 
     def __init__(self, cfg: GANConfig, meta: dict[str, Any]):
         super().__init__(cfg, meta)
-        self.shape = list(meta["shape"])
+        self.shape = self.net_shape(meta)
         self.num_classes = self.conditional_classes()
         self.G, self.D = self.build_nets(cfg)
         self.loss = GAN_LOSSES.get(cfg.loss)()
@@ -158,6 +158,19 @@ class GAN(GenerativeModel, LatentSpace, Conditional):
     def build_nets(self, cfg):
         raise NotImplementedError
 
+    # What G draws and D judges is an image [C, H, W] in [-1, 1]; a family over other data (a
+    # spectrogram GAN) says how its data becomes one and how G's output becomes a sample.
+    def net_shape(self, meta: dict[str, Any]) -> list[int]:
+        return list(meta["shape"])
+
+    def real(self, x: torch.Tensor) -> torch.Tensor:
+        """A training batch's `x` as D sees it."""
+        return to_signed(x)
+
+    def output(self, g: torch.Tensor) -> torch.Tensor:
+        """G's output as a sample (images in [0, 1])."""
+        return from_signed(g)
+
     def configure_optimizers(self, train: Any) -> dict[str, torch.optim.Optimizer]:
         # fused: one kernel per optimizer step instead of ~10 ops per tensor; 3x faster steps on a CPU
         # and the same update up to float rounding (1 ulp)
@@ -168,7 +181,7 @@ class GAN(GenerativeModel, LatentSpace, Conditional):
         }
 
     def training_step(self, batch, opts, step):
-        x = to_signed(batch["x"])
+        x = self.real(batch["x"])
         y = batch.get("y") if self.num_classes else None
         z = torch.randn(x.shape[0], self.cfg.z_dim)
         fake = self.G(z, y)  # one generator forward, reused by the D and the G update
@@ -222,7 +235,7 @@ class GAN(GenerativeModel, LatentSpace, Conditional):
         net = self.averaged("G") if ema else self.G  # in the mode the caller set: sampling never flips it
         out, start = [], 0
         for z in chunks:
-            out.append(from_signed(net(z, None if y is None else y[start:start + len(z)])))
+            out.append(self.output(net(z, None if y is None else y[start:start + len(z)])))
             start += len(z)
         return torch.cat(out) if out else torch.empty(0, *self.shape)
 

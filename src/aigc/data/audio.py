@@ -1,0 +1,179 @@
+"""Audio sources: `wav:PATH`, a folder of WAV/FLAC/OGG clips -> int16 [N, 1, L] at data.sample_rate.
+
+Labels come from sub-folders (`PATH/seven/*.wav`) or from the file name through
+`data.label_pattern` ("{label}_{speaker}_{index}" for the Free Spoken Digit Dataset); the split from
+`train/` and `test/` sub-folders, from `data.split_pattern` ("index=0-4": files whose `index` field
+lies in 0..4 are the test split; "speaker=theo,yweweler": those speakers), or at random
+(`data.test_fraction`). Every clip is mixed to mono, resampled, cut or padded to `data.seconds`
+around its loudest stretch, peak-normalised and stored as int16; decoded once and cached like images.
+What was converted (rates, channels, cut, padded, silent) is counted in data.json; unreadable files
+are skipped and listed, up to 10% of the folder.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..audio import MAX_SECONDS, SAMPLE_RATES, fit_length, read_audio, to_int16
+from ..errors import ConfigError, DataError
+from ..plugins import DATA_SOURCES
+from .base import Dataset, cached, file_stamp, fingerprint, random_split
+
+AUDIO_EXTS = {".wav", ".flac", ".ogg"}
+MAX_BAD_SHARE = 0.10
+DEFAULT_RATE, DEFAULT_SECONDS = 8000, 1.0
+
+
+def audio_settings(cfg: Any) -> tuple[int, float]:
+    """(sample rate, seconds) of the clips: the config's, else 8 kHz and 1 s."""
+    rate = DEFAULT_RATE if cfg.sample_rate is None else cfg.sample_rate
+    seconds = DEFAULT_SECONDS if cfg.seconds is None else cfg.seconds
+    if not SAMPLE_RATES[0] <= rate <= SAMPLE_RATES[1]:
+        raise ConfigError(f"data.sample_rate is {rate}", f"use {SAMPLE_RATES[0]:,} to {SAMPLE_RATES[1]:,} Hz, e.g. 8000")
+    if not 0 < seconds <= MAX_SECONDS:
+        raise ConfigError(f"data.seconds is {seconds}", f"use more than 0 and at most {MAX_SECONDS:.0f}")
+    return int(rate), float(seconds)
+
+
+def name_fields(pattern: str) -> re.Pattern:
+    """'{label}_{speaker}_{index}' -> a regex with one named group per field, matched on the file stem."""
+    names = re.findall(r"{(\w+)}", pattern)
+    if "label" not in names:
+        raise ConfigError(f"data.label_pattern '{pattern}' has no {{label}} field",
+                          "name the part of the file name that is the class, e.g. {label}_{speaker}_{index}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"data.label_pattern '{pattern}' names a field twice", "give each field its own name")
+    parts = re.split(r"({\w+})", pattern)
+    regex = "".join(f"(?P<{p[1:-1]}>.+?)" if re.fullmatch(r"{\w+}", p) else re.escape(p) for p in parts)
+    return re.compile(regex + "$")
+
+
+def split_rule(rule: str) -> tuple[str, Any]:
+    """'index=0-4' -> ('index', range(0, 5)); 'speaker=a,b' -> ('speaker', {'a', 'b'})."""
+    field, sep, values = rule.partition("=")
+    if not sep or not field.strip() or not values.strip():
+        raise ConfigError(f"data.split_pattern '{rule}' is not FIELD=LO-HI or FIELD=A,B",
+                          "e.g. index=0-4 (those files are the test split)")
+    m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", values)
+    if m:
+        return field.strip(), range(int(m.group(1)), int(m.group(2)) + 1)
+    return field.strip(), {v.strip() for v in values.split(",") if v.strip()}
+
+
+def list_clips(root: Path) -> list[Path]:
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTS and p.is_file())
+    if not files:
+        raise DataError(f"no audio files in {root}", f"put {', '.join(sorted(AUDIO_EXTS))} files there")
+    return files
+
+
+def decode_clips(files: list[Path], rate: int, samples: int, root: Path) -> tuple[list[np.ndarray], list[Path],
+                                                                                   list[str], Counter]:
+    """Decode, mono-mix, resample and fit each file; (clips, their files, skipped, what was converted)."""
+    clips, kept, bad, seen = [], [], [], Counter()
+    for f in files:
+        try:
+            x, facts = read_audio(f, rate)
+        except DataError as e:
+            bad.append(f"{f}: {e.message}")
+            continue
+        seen[f"rate {facts['rate']}"] += 1
+        seen[f"{facts['channels']} channel{'s' if facts['channels'] > 1 else ''}"] += 1
+        seen[facts["subtype"]] += 1
+        seen["cut" if len(x) > samples else "padded" if len(x) < samples else "exact length"] += 1
+        if facts["clipped"]:
+            seen["clipped"] += 1
+        if float(np.abs(x).max(initial=0.0)) < 1e-4:
+            seen["silent"] += 1
+        clips.append(to_int16(fit_length(x, samples)))
+        kept.append(f)
+    if len(bad) > MAX_BAD_SHARE * len(files) or not clips:
+        raise DataError(f"{len(bad)} of {len(files)} audio files in {root} are unreadable (first: {bad[0]})",
+                        f"remove or repair them; up to {MAX_BAD_SHARE:.0%} are skipped automatically")
+    return clips, kept, bad, seen
+
+
+def labels_of(files: list[Path], root: Path, pattern: re.Pattern | None) -> tuple[list[dict[str, str]], bool]:
+    """Per file its named fields ({'label': ...} from the pattern or its class folder); whether labelled."""
+    out = []
+    for f in files:
+        if pattern is not None:
+            m = pattern.match(f.stem)
+            if m is None:
+                raise DataError(f"{f.name} does not match data.label_pattern",
+                                "rename the file or change the pattern (fields in braces, e.g. {label}_{speaker})")
+            out.append(m.groupdict())
+        else:
+            rel = f.relative_to(root).parts
+            out.append({"label": rel[0]} if len(rel) > 1 else {})
+    labelled = all("label" in x for x in out)
+    if not labelled and any("label" in x for x in out):
+        raise DataError(f"some files in {root} sit in class folders and some do not",
+                        "move every file into a class folder, or none")
+    return out, labelled
+
+
+@DATA_SOURCES.register("wav", modality="audio")
+def wav(cfg: Any, arg: str | None) -> Dataset:
+    root = Path(arg or "")
+    if not root.is_dir():
+        raise DataError(f"audio folder {root} does not exist", "check the path after 'wav:'")
+    rate, seconds = audio_settings(cfg)
+    samples = int(round(rate * seconds))
+    pattern = name_fields(cfg.label_pattern) if cfg.label_pattern else None
+    rule = split_rule(cfg.split_pattern) if cfg.split_pattern else None
+    files = list_clips(root)
+    key = "wav-" + fingerprint([file_stamp(f) for f in files], rate, samples, cfg.label_pattern, cfg.split_pattern,
+                               cfg.test_fraction, cfg.split_seed)
+
+    def build() -> Dataset:
+        split_dirs = (root / "train").is_dir() and (root / "test").is_dir()
+        base = {f: (root / f.relative_to(root).parts[0]) if split_dirs else root for f in files}
+        fields = {}
+        for group in {b for b in base.values()}:
+            mine = [f for f in files if base[f] == group]
+            found, _ = labels_of(mine, group, pattern)
+            fields.update(zip(mine, found, strict=True))
+        clips, kept, bad, seen = decode_clips(files, rate, samples, root)
+        labelled = all("label" in fields[f] for f in kept)
+        names = sorted({fields[f]["label"] for f in kept}, key=_natural) if labelled else []
+        x = torch.from_numpy(np.stack(clips)).unsqueeze(1)  # [N, 1, L]
+        tensors = {"x": x}
+        if names:
+            tensors["y"] = torch.tensor([names.index(fields[f]["label"]) for f in kept], dtype=torch.int64)
+        if split_dirs:
+            is_test = torch.tensor([base[f].name == "test" for f in kept])
+        elif rule is not None:
+            field, values = rule
+            missing = [f for f in kept if field not in fields[f]]
+            if missing:
+                raise DataError(f"data.split_pattern names '{field}', which {missing[0].name} does not have",
+                                "use a field of data.label_pattern")
+            is_test = torch.tensor([(int(fields[f][field]) in values) if isinstance(values, range) and
+                                    fields[f][field].isdigit() else fields[f][field] in values for f in kept])
+        else:
+            _, te = random_split(len(kept), cfg.test_fraction, cfg.split_seed)
+            is_test = torch.zeros(len(kept), dtype=torch.bool)
+            is_test[te] = True
+        train = {k: v[~is_test] for k, v in tensors.items()}
+        test = {k: v[is_test] for k, v in tensors.items()} if bool(is_test.any()) else None
+        if not len(train["x"]):
+            raise DataError(f"every clip in {root} fell in the test split", "check data.split_pattern")
+        meta: dict[str, Any] = {"source": f"wav:{root}", "sample_rate": rate, "samples": samples, "skipped": bad,
+                                "converted": dict(sorted(seen.items())), "synthetic": False}
+        if names:
+            meta["class_names"] = names
+            meta["num_classes"] = len(names)
+        return Dataset(root.name, "audio", train, test, meta)
+
+    return cached(key, build)
+
+
+def _natural(s: str) -> tuple:
+    """'2' < '10': digits compare as numbers."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
