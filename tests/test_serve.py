@@ -325,3 +325,13 @@ def test_a_damaged_eval_json_shows_no_figures_and_never_reaches_the_page_as_html
     (run / "eval.json").write_text("[1, 2")
     with TestClient(create_app({"run": run})) as c:
         assert c.get("/models").json()[0]["eval"] is None
+
+
+def test_an_unconditional_model_of_labelled_data_offers_no_label(tmp_path):
+    _train({"name": "gan", "seed": 0, "data": {"source": "digits"},
+            "model": {"name": "gan-mlp", "z_dim": 8, "g_hidden": [16], "d_hidden": [16]},
+            "train": {"steps": 2, "batch_size": 16, "log_every": 1, "sample_every": 0, "threads": 1,
+                      "progress": False}}, tmp_path / "gan")
+    with TestClient(create_app({"gan": tmp_path / "gan"})) as c:
+        assert set(c.get("/models").json()[0]["options"]) == {"ema"}
+        assert "was not trained with labels" in one_line(c.post("/models/gan/samples", json={"label": "3"}), 422)

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ConfigError, UserError, unknown
+from ..models.capabilities import Conditional
 from ..run import Loaded, load
 from .slots import (
     Busy,
@@ -169,8 +170,8 @@ def option_specs(loaded: Loaded) -> dict[str, dict[str, Any]]:
                 if key in a:
                     spec[name] = a[key]
         if f.name == "labels":
-            if not loaded.class_names:
-                continue
+            if not (isinstance(loaded.model, Conditional) and loaded.model.num_classes):
+                continue  # an unconditional model of labelled data: no label to choose
             spec["type"], spec["choices"] = "string", list(loaded.class_names)  # by name (an index works too)
         default = hints.get(f.name, {}).get("default", f.default if f.default is not None else None)
         spec["default"] = default if isinstance(default, (int, float, str, bool)) or default is None else None
