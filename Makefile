@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 FMNIST  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 STAMP   := .venv/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint data browser setup clean
+.PHONY: demo test lint data browser speech setup clean
 
 setup: $(STAMP)
 
@@ -22,11 +22,16 @@ browser:
 	@test -x /usr/bin/chromium || { (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
 	  || echo "warning: could not install chromium; the browser tests of aigc serve will be skipped"; }
 
+# spoken-digits (the audio modality's built-in data) is synthesized by Debian's espeak-ng.
+speech:
+	@command -v espeak-ng >/dev/null || { (apt-get update -qq && apt-get install -y -qq espeak-ng) >/dev/null 2>&1 \
+	  || echo "warning: could not install espeak-ng; the spoken-digits data and its tests will be unavailable"; }
+
 demo: setup data
 	$(PY) -m aigc train fashion-dcgan --out runs/demo
 	@echo "Look at: runs/demo/samples.png, runs/demo/curves.png, runs/demo/report.md"
 
-test: setup data browser
+test: setup data browser speech
 	$(PY) -m pytest -q -x --durations=15
 
 lint: setup

@@ -85,8 +85,9 @@ def baseline(run: Path, n: int, seconds: float) -> dict[str, float]:
 
 
 class Server:
-    def __init__(self, models: dict[str, Path]):
-        args = [sys.executable, "-m", "aigc", "serve", *[f"{k}={v}" for k, v in models.items()], "--port", "0"]
+    def __init__(self, models: dict[str, Path], workers: int = 1):
+        args = [sys.executable, "-m", "aigc", "serve", *[f"{k}={v}" for k, v in models.items()], "--port", "0",
+                "--workers-per-model", str(workers)]
         self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         self.url, self.statuses = "", []
         ready = threading.Event()
@@ -165,8 +166,8 @@ def summarise(results: list[tuple[int, float]], seconds: float, n: int, base: fl
 def render(info: dict[str, Any], base: dict[str, dict], levels: list[dict[str, Any]]) -> str:
     out = results_header("aigc serve under load (loopback)", info, f"{info['seconds'] / 60:.0f} min")
     out += [f"Each request asks for n = {info['n']} samples (images as one PNG grid, names as JSON). Server: "
-            "`aigc serve` defaults (1 sampling worker per model, queue 16, 60 s limit), its own process; clients: "
-            "threads of this process on the same 2 cores.", "",
+            f"`aigc serve` with {info.get('workers', 1)} sampling worker(s) per model, queue 16, 60 s limit, in its "
+            "own process; clients: threads of this process on the same 2 cores.", "",
             "## In-process baseline (`aigc.load(run).sample(n)`)", "",
             "| model | run | samples/s | ms per call | samples per CPU-second |", "|---|---|---:|---:|---:|"]
     out += [f"| {m} | `{b['run']}` | {b['samples_per_s']:.0f} | {b['ms_per_call']:.1f} | {b['samples_per_cpu_s']:.0f} |"
@@ -200,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--n", type=int, default=16)
+    p.add_argument("--workers-per-model", type=int, default=1, help="the server's sampling threads per model")
+    p.add_argument("--models", nargs="+", default=["dcgan", "names"], choices=["dcgan", "names"])
     p.add_argument("--workdir", type=Path, default=Path("runs/bench-serve"))
     p.add_argument("--out", type=Path, default=RESULTS / "serve.md")
     args = p.parse_args(argv)
@@ -210,12 +213,13 @@ def main(argv: list[str] | None = None) -> int:
 
     models = {"dcgan": ensure_run(args.dcgan, "fashion-dcgan", args.workdir, echo),
               "names": ensure_run(args.text, "names-transformer", args.workdir, echo)}
+    models = {m: models[m] for m in args.models}
     bodies = {"dcgan": {"n": args.n, "format": "png"}, "names": {"n": args.n, "format": "json"}}
     base = {}
     for m, run in models.items():
         echo(f"baseline {m} ...")
         base[m] = {"run": str(run), **baseline(run, args.n, args.seconds / 3)}
-    server = Server(models)
+    server = Server(models, args.workers_per_model)
     levels = []
     try:
         pid = server.proc.pid
@@ -236,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         code = server.stop()
     info = {"command": "python -m benchmarks.serve " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "n": args.n, "level_s": args.seconds, "seconds": time.perf_counter() - tic, "date": time.strftime("%Y-%m-%d %H:%M"),
+            "n": args.n, "workers": args.workers_per_model, "level_s": args.seconds, "seconds": time.perf_counter() - tic, "date": time.strftime("%Y-%m-%d %H:%M"),
             "machine": machine(), "load_start": load_start, "load_end": load_average(),
             "server_exit": code, "server_5xx": sum(1 for s in server.statuses if s >= 500)}
     atomic_write_text(args.out, render(info, base, levels))

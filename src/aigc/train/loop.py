@@ -363,7 +363,8 @@ class Trainer:
         rate = [r["items_per_s"] for r in read_metrics(self.run_dir) if "items_per_s" in r]
         facts = {
             "name": self.cfg.name, "description": self.cfg.description,
-            "data": self.cfg.data.source, "train items": len(self.data), "shape": meta.get("shape"),
+            "data": self.cfg.data.source, "data note": meta.get("note"), "train items": len(self.data),
+            "shape": meta.get("shape"),
             "classes": ", ".join(meta.get("class_names") or []),
             "model": self.cfg.model["name"], **parameter_facts(self.model),
             **self.model.describe(), "steps": self.step, "batch size": self.order.batch,
