@@ -240,3 +240,36 @@ def test_spoken_digits_are_synthesized_labelled_and_marked_synthetic(tmp_path):
     train(load_config(cfg), tmp_path / "run", echo=lambda m: None)
     report = (tmp_path / "run" / "report.md").read_text()
     assert "synthetic speech made by espeak-ng" in report
+
+
+def test_the_audio_audit_finds_copies_leaks_silence_and_conversions(tmp_path, capsys):
+    folder = tmp_path / "clips"
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for label in ("a", "b"):
+            (folder / split / label).mkdir(parents=True)
+    for i in range(10):  # distinct tones with a little noise
+        for label, base in (("a", 300), ("b", 900)):
+            x = sine(base + 37 * i, 8000, 0.5) + 0.01 * rng.standard_normal(4000).astype(np.float32)
+            sf.write(folder / "train" / label / f"{i}.wav", x, 8000)
+    for i in range(3):
+        x = sine(2000 + 100 * i, 16_000, 0.5)
+        sf.write(folder / "test" / "a" / f"own{i}.wav", x, 16_000)  # resampled and counted
+    shutil.copy(folder / "train" / "a" / "3.wav", folder / "test" / "a" / "leak.wav")  # an exact leak
+    x, _ = sf.read(folder / "train" / "b" / "4.wav", dtype="float32")
+    sf.write(folder / "test" / "b" / "near.wav", 0.5 * x + 0.0005 * rng.standard_normal(len(x)), 8000)  # quieter copy
+    sf.write(folder / "train" / "a" / "copy.wav", sf.read(folder / "train" / "a" / "5.wav")[0], 8000)  # a duplicate
+    sf.write(folder / "train" / "b" / "quiet.wav", 0.001 * rng.standard_normal(4000).astype(np.float32) *
+             (np.arange(4000) < 40), 8000)  # a click, then silence
+    out = tmp_path / "audit"
+    assert main(["data", "audit", f"wav:{folder}", "--seconds", "0.5", "--out", str(out)]) == 0
+    r = json.loads((out / "report.json").read_text())
+    assert r["splits"]["train"]["n"] == 22 and r["splits"]["test"]["n"] == 5
+    assert r["exact_duplicates"]["groups"] == 2  # the leak and the in-train copy
+    assert r["cross_split"] == {**r["cross_split"], "test_items_exact_in_train": 1, "test_items_near_in_train": 1}
+    assert r["silent"]["count"] == 1 and r["files"]["converted"]["rate 16000"] == 3
+    assert r["files"]["durations_s"] == [0.5, 0.5, 0.5]
+    text = (out / "report.md").read_text()
+    assert "test clips in the training split: 1 exact, 1 near" in text and "resampled to 8000 Hz" in text
+    said = capsys.readouterr().out
+    assert "test clips in train 1 exact + 1 near" in said

@@ -222,7 +222,8 @@ def _data_config(args: argparse.Namespace):
     from .config import DataConfig, from_dict
 
     fields = {"source": args.source}
-    for key in ("root", "image_size", "channels", "crop", "limit", "test_fraction", "split_seed", "block_size"):
+    for key in ("root", "image_size", "channels", "crop", "limit", "test_fraction", "split_seed", "block_size",
+                "sample_rate", "seconds", "label_pattern", "split_pattern"):
         if getattr(args, key, None) is not None:
             fields[key] = getattr(args, key)
     cfg = from_dict(DataConfig, fields, "data")
@@ -242,7 +243,8 @@ def cmd_data_audit(args: argparse.Namespace) -> int:
     modality = MODALITIES.get(source_modality(cfg))  # asked once: an undeclared source is loaded to tell
     report = modality.audit(cfg, out, args.near)
     print("\n".join(modality.audit_summary(report)))
-    print(f"report written to {out}/report.md (and report.json, contact sheets)")
+    others = sorted(p.name for p in out.iterdir() if p.name != "report.md")
+    print(f"report written to {out}/report.md" + (f" (and {', '.join(others)})" if others else ""))
     return 0
 
 
@@ -303,6 +305,10 @@ def _add_data_commands(sub: Any) -> None:
         q.add_argument("--limit", type=int, help="only the first N training items")
     a.add_argument("--image-size", type=int, help="compare images at this side (default: up to 64)")
     a.add_argument("--channels", type=int, choices=[1, 3], help="1 (grayscale) or 3 (RGB)")
+    a.add_argument("--sample-rate", type=int, help="audio: Hz the clips are resampled to (default 8000)")
+    a.add_argument("--seconds", type=float, help="audio: clip length (default 1)")
+    a.add_argument("--label-pattern", help="audio: labels from file names, e.g. '{label}_{speaker}_{index}'")
+    a.add_argument("--split-pattern", help="audio: test split by a name field, e.g. index=0-4")
     a.add_argument("--block-size", type=int,
                    help="text: compare sample lengths with this data.block_size (default: the recipes' 64)")
     a.set_defaults(func=cmd_data_audit)

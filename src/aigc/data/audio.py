@@ -72,16 +72,18 @@ def list_clips(root: Path) -> list[Path]:
     return files
 
 
-def decode_clips(files: list[Path], rate: int, samples: int, root: Path) -> tuple[list[np.ndarray], list[Path],
-                                                                                   list[str], Counter]:
-    """Decode, mono-mix, resample and fit each file; (clips, their files, skipped, what was converted)."""
-    clips, kept, bad, seen = [], [], [], Counter()
+def decode_clips(files: list[Path], rate: int, samples: int, root: Path
+                 ) -> tuple[list[np.ndarray], list[Path], list[str], Counter, np.ndarray]:
+    """Decode, mono-mix, resample and fit each file; (clips, their files, skipped, what was converted,
+    the files' durations in seconds)."""
+    clips, kept, bad, seen, durations = [], [], [], Counter(), []
     for f in files:
         try:
             x, facts = read_audio(f, rate)
         except DataError as e:
             bad.append(f"{f}: {e.message}")
             continue
+        durations.append(facts["frames"] / facts["rate"])
         seen[f"rate {facts['rate']}"] += 1
         seen[f"{facts['channels']} channel{'s' if facts['channels'] > 1 else ''}"] += 1
         seen[facts["subtype"]] += 1
@@ -95,7 +97,7 @@ def decode_clips(files: list[Path], rate: int, samples: int, root: Path) -> tupl
     if len(bad) > MAX_BAD_SHARE * len(files) or not clips:
         raise DataError(f"{len(bad)} of {len(files)} audio files in {root} are unreadable (first: {bad[0]})",
                         f"remove or repair them; up to {MAX_BAD_SHARE:.0%} are skipped automatically")
-    return clips, kept, bad, seen
+    return clips, kept, bad, seen, np.array(durations)
 
 
 def labels_of(files: list[Path], root: Path, pattern: re.Pattern | None) -> tuple[list[dict[str, str]], bool]:
@@ -139,7 +141,7 @@ def wav(cfg: Any, arg: str | None) -> Dataset:
             mine = [f for f in files if base[f] == group]
             found, _ = labels_of(mine, group, pattern)
             fields.update(zip(mine, found, strict=True))
-        clips, kept, bad, seen = decode_clips(files, rate, samples, root)
+        clips, kept, bad, seen, durations = decode_clips(files, rate, samples, root)
         labelled = all("label" in fields[f] for f in kept)
         names = sorted({fields[f]["label"] for f in kept}, key=_natural) if labelled else []
         x = torch.from_numpy(np.stack(clips)).unsqueeze(1)  # [N, 1, L]
@@ -165,13 +167,19 @@ def wav(cfg: Any, arg: str | None) -> Dataset:
         if not len(train["x"]):
             raise DataError(f"every clip in {root} fell in the test split", "check data.split_pattern")
         meta: dict[str, Any] = {"source": f"wav:{root}", "sample_rate": rate, "samples": samples, "skipped": bad,
-                                "converted": dict(sorted(seen.items())), "synthetic": False}
+                                "converted": dict(sorted(seen.items())), "synthetic": False,
+                                "durations_s": duration_summary(durations)}
         if names:
             meta["class_names"] = names
             meta["num_classes"] = len(names)
         return Dataset(root.name, "audio", train, test, meta)
 
     return cached(key, build)
+
+
+def duration_summary(seconds: np.ndarray) -> list[float]:
+    """[min, median, max] seconds of the files before they were cut or padded."""
+    return [round(float(f(seconds)), 3) for f in (np.min, np.median, np.max)] if len(seconds) else []
 
 
 def _natural(s: str) -> tuple:
@@ -221,7 +229,7 @@ def spoken_digits(cfg: Any, arg: str | None) -> Dataset:
     key = "spoken-digits-" + fingerprint(rate, samples, accents, VARIANTS, SPEEDS, PITCHES, _espeak_version())
 
     def build() -> Dataset:
-        clips, labels, test, seen = [], [], [], Counter()
+        clips, labels, test, seen, durations = [], [], [], Counter(), []
         for accent in accents:
             for variant in VARIANTS:
                 for speed in SPEEDS:
@@ -229,6 +237,7 @@ def spoken_digits(cfg: Any, arg: str | None) -> Dataset:
                         for digit, word in enumerate(DIGITS):
                             x, r = espeak_clip(word, f"{accent}+{variant}", speed, pitch)
                             seen[f"rate {r}"] += 1
+                            durations.append(len(x) / r)
                             x = resample(x, r, rate)
                             seen["cut" if len(x) > samples else "padded"] += 1
                             clips.append(to_int16(fit_length(x, samples)))
@@ -239,6 +248,7 @@ def spoken_digits(cfg: Any, arg: str | None) -> Dataset:
         is_test = torch.tensor(test)
         meta = {"source": "spoken-digits" + (f":{arg}" if arg else ""), "sample_rate": rate, "samples": samples, "skipped": [],
                 "converted": dict(sorted(seen.items())), "synthetic": True, "note": SYNTHETIC_NOTE,
+                "durations_s": duration_summary(np.array(durations)),
                 "class_names": [str(d) for d in range(10)], "num_classes": 10}
         return Dataset("spoken-digits", "audio", {"x": x[~is_test], "y": y[~is_test]},
                        {"x": x[is_test], "y": y[is_test]}, meta)

@@ -118,3 +118,13 @@ class AudioModality(Modality):
         lines = ["## Samples", "", f"![spectrograms]({rel.as_posix()}/spectrograms.png)", ""]
         lines += [f"- [{w.name}]({(rel / w.name).as_posix()})" for w in wavs]
         return lines
+
+    def audit(self, cfg: Any, out: Path, near: float) -> dict[str, Any]:
+        from ..data.audio_audit import run_audio_audit
+
+        return run_audio_audit(cfg, out, near)
+
+    def audit_summary(self, report: dict[str, Any]) -> list[str]:
+        from ..data.audio_audit import audio_summary
+
+        return audio_summary(report)
