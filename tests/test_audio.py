@@ -273,3 +273,34 @@ def test_the_audio_audit_finds_copies_leaks_silence_and_conversions(tmp_path, ca
     assert "test clips in the training split: 1 exact, 1 near" in text and "resampled to 8000 Hz" in text
     said = capsys.readouterr().out
     assert "test clips in train 1 exact + 1 near" in said
+
+
+@needs_fsdd
+def test_eval_measures_an_audio_run_on_a_spoken_digit_network_beside_the_real_floor(tmp_path):
+    from aigc.metrics import EvalRequest, evaluate_run
+
+    folder = fsdd_subset(tmp_path, indices=range(0, 10), speakers=("george", "jackson"))
+    cfg = tiny_specgan(f"wav:{folder}")
+    train(load_config(cfg), tmp_path / "run", echo=lambda m: None)
+    r = evaluate_run(tmp_path / "run", EvalRequest(n=100, echo=lambda m: None))
+    assert r["n"] == 100 and r["n_real"] == 100 and r["features"]["test_accuracy"] > 0.5
+    for key in ("fid", "kid", "is", "precision", "recall", "density", "coverage", "label_accuracy", "copies"):
+        assert np.isfinite(r[key]), key
+    assert set(r["per_label_accuracy"]) == {str(d) for d in range(10)}
+    assert r["floor"]["fid"] < r["fid"]  # four steps of training sound nothing like speech yet
+    assert 1 <= r["is"] <= 10 and 0 <= r["recall"] <= 1
+
+
+def test_the_shipped_spoken_digit_network_records_its_accuracy_and_how_it_was_made():
+    from aigc.metrics.audio import ASSETS, SHIPPED, load_audio_features
+
+    info = json.loads((ASSETS / f"{SHIPPED}.json").read_text())
+    assert info["test_accuracy"] >= 0.97 and info["n_test"] == 300
+    assert info["trained_by"].startswith("python -m aigc.metrics.audio ")
+    feats = load_audio_features(ASSETS / SHIPPED)
+    assert feats.net.num_classes == 10 and feats.info["class_names"] == list("0123456789")
+    if FSDD.is_dir():  # the sidecar's figure is what the weights give on FSDD's test split
+        ds = load_dataset(DataConfig(source=f"wav:{FSDD}", label_pattern="{label}_{speaker}_{index}",
+                                     split_pattern="index=0-4", sample_rate=8000, seconds=1.0))
+        _, logits = feats(ds.test["x"])
+        assert float((logits.argmax(1) == ds.test["y"]).double().mean()) == pytest.approx(info["test_accuracy"], abs=1e-4)

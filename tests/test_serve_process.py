@@ -61,12 +61,14 @@ class Server:
     auth: dict[str, str] = {}
 
     def stop(self) -> int:
+        """Ctrl-C, as a user stops it; its exit code (killed after 90 s: -9, with its last lines shown)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
-                self.proc.wait(30)
+                self.proc.wait(90)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                print("server did not stop in 90 s; its last lines:\n" + "\n".join(self.lines[-10:]))
         return self.proc.wait()
 
 

@@ -128,3 +128,13 @@ class AudioModality(Modality):
         from ..data.audio_audit import audio_summary
 
         return audio_summary(report)
+
+    def evaluate(self, loaded: Any, data: Any, request: Any) -> dict[str, Any]:
+        from ..metrics.audio import evaluate_audio_run
+
+        return evaluate_audio_run(loaded, data, request)
+
+    def evaluate_real(self, data: Any, request: Any) -> dict[str, Any]:
+        from ..metrics.audio import evaluate_audio_real
+
+        return evaluate_audio_real(data, request)
