@@ -289,6 +289,11 @@ def test_eval_measures_an_audio_run_on_a_spoken_digit_network_beside_the_real_fl
     assert set(r["per_label_accuracy"]) == {str(d) for d in range(10)}
     assert r["floor"]["fid"] < r["fid"]  # four steps of training sound nothing like speech yet
     assert 1 <= r["is"] <= 10 and 0 <= r["recall"] <= 1
+    out = tmp_path / "floor.json"
+    assert main(["eval", "--real", f"wav:{folder}", "--label-pattern", "{label}_{speaker}_{index}", "--split-pattern",
+                 "index=0-4", "--seconds", "0.5", "--n", "100", "--out", str(out), "--quiet"]) == 0
+    floor = json.loads(out.read_text())
+    assert floor["kind"] == "floor" and floor["fid"] == pytest.approx(r["floor"]["fid"])
 
 
 def test_the_shipped_spoken_digit_network_records_its_accuracy_and_how_it_was_made():

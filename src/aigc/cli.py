@@ -371,7 +371,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.samples is not None:
         result = evaluate_samples(args.samples, args.real, request)
     elif args.real is not None:
-        result = evaluate_real(args.real, request)
+        result = evaluate_real(_real_data(args), request)
     else:
         result = evaluate_run(args.run_dir, request)
     atomic_write_text(out, json.dumps(result, indent=1) + "\n")
@@ -380,6 +380,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.run_dir is not None and args.out is None and update_run_report(Path(args.run_dir), result):
         print(f"updated {Path(args.run_dir) / 'report.md'}")  # an explicit --out leaves the run as it was
     return 0
+
+
+def _real_data(args: argparse.Namespace) -> Any:
+    """--real SOURCE, loaded with the data options given beside it (audio: rate, length, name patterns)."""
+    from .config import DataConfig, from_dict
+    from .data import load_dataset
+
+    fields = {"source": args.real}
+    for key in ("sample_rate", "seconds", "label_pattern", "split_pattern"):
+        if getattr(args, key, None) is not None:
+            fields[key] = getattr(args, key)
+    cfg = from_dict(DataConfig, fields, "data")
+    cfg.check()
+    return load_dataset(cfg)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -564,6 +578,10 @@ def build_parser() -> Parser:
                    help="images: half-samples behind the 95%% intervals of FID, KID and precision/recall/density/"
                         "coverage (default 20; 0: none)")
     e.add_argument("--quiet", action="store_true", help="no progress notes")
+    e.add_argument("--sample-rate", type=int, help="--real audio: Hz the clips are resampled to (default 8000)")
+    e.add_argument("--seconds", type=float, help="--real audio: clip length (default 1)")
+    e.add_argument("--label-pattern", help="--real audio: labels from file names, e.g. '{label}_{speaker}_{index}'")
+    e.add_argument("--split-pattern", help="--real audio: test split by a name field, e.g. index=0-4")
     e.set_defaults(func=cmd_eval)
 
     c = sub.add_parser("compare", help="several runs or sample files on one evaluator: one table, one picture")
