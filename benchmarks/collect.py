@@ -22,6 +22,8 @@ ORDER = [  # the speed tables first, then text, then memory
     "measuring.md",
     "recipes-flow.md",
     "diffusion.md",
+    "serve.md",
+    "serve-2-workers.md",
     "sweep-fashion-dcgan.md",
     "sweep-names-transformer.md",
     "makemore-transformer-swept.md",

@@ -189,8 +189,10 @@ def render(info: dict[str, Any], base: dict[str, dict], levels: list[dict[str, A
                    f"{r['rss_before_mb']:.0f} → {r['rss_after_mb']:.0f} |")
     first = levels[0]["rss_before_mb"] if levels else float("nan")
     last = levels[-1]["rss_after_mb"] if levels else float("nan")
-    out += ["", f"Server RSS over the whole run: {first:.0f} → {last:.0f} MB ({100 * (last / first - 1):+.1f}%). "
-            f"5xx answers logged by the server: {info['server_5xx']}.", ""]
+    out += ["", f"Server RSS: {info['rss_start_mb']:.0f} MB once started, {first:.0f} MB after 3 s of warm-up "
+            f"requests per model, {last:.0f} MB after every level ({100 * (last / first - 1):+.1f}% over the "
+            f"levels, {100 * (last / info['rss_start_mb'] - 1):+.1f}% since the start). 5xx answers logged by "
+            f"the server: {info['server_5xx']}.", ""]
     return "\n".join(out) + "\n"
 
 
@@ -223,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     levels = []
     try:
         pid = server.proc.pid
+        rss_start = rss_mb(pid)
+        for m in models:  # warm-up: the first requests allocate what every later one reuses
+            load_level(server.url, m, bodies[m], 2, 3.0)
+        rss_warm = rss_mb(pid)
         for m in models:
             for k in args.clients:
                 before, server_cpu, client_cpu = rss_mb(pid), cpu_seconds(pid), time.process_time()
@@ -240,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         code = server.stop()
     info = {"command": "python -m benchmarks.serve " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "rss_start_mb": rss_start, "rss_warm_mb": rss_warm,
             "n": args.n, "workers": args.workers_per_model, "level_s": args.seconds, "seconds": time.perf_counter() - tic, "date": time.strftime("%Y-%m-%d %H:%M"),
             "machine": machine(), "load_start": load_start, "load_end": load_average(),
             "server_exit": code, "server_5xx": sum(1 for s in server.statuses if s >= 500)}

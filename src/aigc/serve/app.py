@@ -322,6 +322,7 @@ def create_app(models: Mapping[str, str | Path | Loaded], *, token: str | None =
     @app.post("/models/{name}/samples", responses={
         200: {"description": "the samples", "content": {
             "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "audio/wav": {"schema": {"type": "string", "format": "binary"}},
             "text/plain": {"schema": {"type": "string"}},
             "application/json": {"schema": {"$ref": "#/components/schemas/Samples"}}}},
         **{c: ERRORS[c] for c in (400, 401, 404, 406, 413, 422, 429, 503)}})
