@@ -11,16 +11,29 @@ import io
 import math
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 MAX_SECONDS = 60.0          # a clip a model is trained on (data.seconds)
 MAX_FILE_SECONDS = 600.0    # a file read at all (longer ones are refused by name)
 SAMPLE_RATES = (1000, 192_000)
 DB_FLOOR = -80.0            # the quietest level a log spectrogram keeps, relative to a full-scale sine
+DEFAULT_RATE, DEFAULT_SECONDS = 8000, 1.0
+
+
+def audio_settings(cfg: Any) -> tuple[int, float]:
+    """(sample rate, seconds) of the clips: the config's, else 8 kHz and 1 s."""
+    rate = DEFAULT_RATE if cfg.sample_rate is None else cfg.sample_rate
+    seconds = DEFAULT_SECONDS if cfg.seconds is None else cfg.seconds
+    if not SAMPLE_RATES[0] <= rate <= SAMPLE_RATES[1]:
+        raise ConfigError(f"data.sample_rate is {rate}", f"use {SAMPLE_RATES[0]:,} to {SAMPLE_RATES[1]:,} Hz, e.g. 8000")
+    if not 0 < seconds <= MAX_SECONDS:
+        raise ConfigError(f"data.seconds is {seconds}", f"use more than 0 and at most {MAX_SECONDS:.0f}")
+    return int(rate), float(seconds)
 
 
 def read_audio(path: Path, sample_rate: int) -> tuple[np.ndarray, dict]:

@@ -55,7 +55,7 @@ class DataConfig:
         if not 0.0 <= self.test_fraction < 1.0:
             raise ConfigError(f"data.test_fraction is {self.test_fraction}", "use a value in [0, 1)")
         if self.sample_rate is not None or self.seconds is not None:
-            from .data.audio import audio_settings
+            from .audio import audio_settings
 
             audio_settings(self)
 

@@ -19,25 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..audio import MAX_SECONDS, SAMPLE_RATES, fit_length, read_audio, resample, to_int16
+from ..audio import audio_settings, fit_length, read_audio, resample, to_int16
 from ..errors import ConfigError, DataError
 from ..plugins import DATA_SOURCES
 from .base import Dataset, cached, file_stamp, fingerprint, random_split
 
 AUDIO_EXTS = {".wav", ".flac", ".ogg"}
 MAX_BAD_SHARE = 0.10
-DEFAULT_RATE, DEFAULT_SECONDS = 8000, 1.0
-
-
-def audio_settings(cfg: Any) -> tuple[int, float]:
-    """(sample rate, seconds) of the clips: the config's, else 8 kHz and 1 s."""
-    rate = DEFAULT_RATE if cfg.sample_rate is None else cfg.sample_rate
-    seconds = DEFAULT_SECONDS if cfg.seconds is None else cfg.seconds
-    if not SAMPLE_RATES[0] <= rate <= SAMPLE_RATES[1]:
-        raise ConfigError(f"data.sample_rate is {rate}", f"use {SAMPLE_RATES[0]:,} to {SAMPLE_RATES[1]:,} Hz, e.g. 8000")
-    if not 0 < seconds <= MAX_SECONDS:
-        raise ConfigError(f"data.seconds is {seconds}", f"use more than 0 and at most {MAX_SECONDS:.0f}")
-    return int(rate), float(seconds)
 
 
 def name_fields(pattern: str) -> re.Pattern:
