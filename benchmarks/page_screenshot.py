@@ -10,15 +10,8 @@ as a user would. Needs Debian's chromium and the playwright package (`make test`
 from __future__ import annotations
 
 import argparse
-import re
-import signal
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
-
-import httpx
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,29 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
-    proc = subprocess.Popen([sys.executable, "-m", "aigc", "serve", *args.runs, "--port", "0"],
-                            stderr=subprocess.PIPE, text=True)
-    url = ""
-    ready = threading.Event()
+    from .serve import ServeProcess
 
-    def read() -> None:
-        nonlocal url
-        for line in proc.stderr:
-            m = re.search(r"on (http://[\d.]+:\d+)", line)
-            if m and not url:
-                url = m.group(1)
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
+    server = ServeProcess(*args.runs)
+    url = server.url
     try:
-        ready.wait(300)
-        for _ in range(600):
-            try:
-                if httpx.get(url + "/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
                 "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"])
@@ -79,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             page.screenshot(path=str(args.out), full_page=True)
             browser.close()
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(60)
+        server.stop()
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

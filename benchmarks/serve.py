@@ -84,38 +84,56 @@ def baseline(run: Path, n: int, seconds: float) -> dict[str, float]:
             "cpu_s": cpu, "samples_per_cpu_s": count * n / cpu}
 
 
-class Server:
-    def __init__(self, models: dict[str, Path], workers: int = 1):
-        args = [sys.executable, "-m", "aigc", "serve", *[f"{k}={v}" for k, v in models.items()], "--port", "0",
-                "--workers-per-model", str(workers)]
-        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-        self.url, self.statuses = "", []
+class ServeProcess:
+    """`python -m aigc serve ARGS --port 0` in its own process, as a user runs it; `url` once it answers,
+    `lines` what it wrote to stderr (one line per request). Shared by this benchmark, the page
+    screenshot and the tests of the served process."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, headers: dict[str, str] | None = None):
+        import os
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "aigc", "serve", *args, "--port", "0"],
+                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                                     env={**os.environ, **(env or {})})
+        self.url, self.lines = "", []
         ready = threading.Event()
 
         def read() -> None:
             for line in self.proc.stderr:
+                self.lines.append(line.rstrip("\n"))
                 m = re.search(r"on (http://[\d.]+:\d+)", line)
                 if m and not self.url:
                     self.url = m.group(1)
                     ready.set()
-                s = re.search(r"status=(\d+)", line)
-                if s:
-                    self.statuses.append(int(s.group(1)))
             ready.set()
 
         threading.Thread(target=read, daemon=True).start()
-        ready.wait(300)
-        for _ in range(600):
+        if not ready.wait(300) or not self.url:
+            self.stop()
+            raise RuntimeError("aigc serve did not start: " + "\n".join(self.lines))
+        for _ in range(600):  # the socket is bound before uvicorn starts: wait until the app answers
             try:
-                if httpx.get(self.url + "/health", timeout=5).status_code == 200:
+                if httpx.get(self.url + "/health", timeout=5, headers=headers).status_code in (200, 401):
                     return
             except httpx.TransportError:
                 time.sleep(0.1)
-        raise RuntimeError("aigc serve did not start")
+        raise RuntimeError("aigc serve never answered: " + "\n".join(self.lines))
 
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(60)
+    @property
+    def statuses(self) -> list[int]:
+        """The status of every request the server logged."""
+        return [int(m.group(1)) for m in (re.search(r"status=(\d+)", x) for x in self.lines) if m]
+
+    def stop(self, timeout: float = 90) -> int:
+        """Ctrl-C, as a user stops it; its exit code (killed after `timeout` s: -9, its last lines printed)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                print(f"aigc serve did not stop in {timeout:g} s; its last lines:\n" + "\n".join(self.lines[-10:]))
+        return self.proc.wait()
 
 
 def load_level(url: str, model: str, body: dict[str, Any], clients: int, seconds: float) -> list[tuple[int, float]]:
@@ -221,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     for m, run in models.items():
         echo(f"baseline {m} ...")
         base[m] = {"run": str(run), **baseline(run, args.n, args.seconds / 3)}
-    server = Server(models, args.workers_per_model)
+    server = ServeProcess(*[f"{k}={v}" for k, v in models.items()], "--workers-per-model", str(args.workers_per_model))
     levels = []
     try:
         pid = server.proc.pid

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,58 +16,14 @@ from hypothesis import HealthCheck, settings
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
+from benchmarks.serve import ServeProcess  # noqa: E402
+
 from aigc.config import load_config  # noqa: E402
 from aigc.train import train  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["anna", "maria", "mark", "martin", "marta", "paul", "paula", "peter", "petra", "john", "joan", "jane"] * 5
-
-
-class Server:
-    """`python -m aigc serve ARGS --port 0` in its own process; `url` once it listens."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None):
-        self.proc = subprocess.Popen([sys.executable, "-m", "aigc", "serve", *args, "--port", "0"],
-                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                                     env={**os.environ, **(env or {})})
-        self.lines: list[str] = []
-        self.url = ""
-        ready = threading.Event()
-
-        def read() -> None:
-            for line in self.proc.stderr:
-                self.lines.append(line.rstrip("\n"))
-                m = re.search(r"on (http://[\d.]+:\d+)", line)
-                if m and not self.url:
-                    self.url = m.group(1)
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        if not ready.wait(120) or not self.url:
-            self.stop()
-            raise RuntimeError("server did not start: " + "\n".join(self.lines))
-        for _ in range(200):  # the socket is bound before uvicorn starts; wait until the app answers
-            try:
-                if httpx.get(self.url + "/health", timeout=5, headers=self.auth).status_code in (200, 401):
-                    return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError("server never answered: " + "\n".join(self.lines))
-
-    auth: dict[str, str] = {}
-
-    def stop(self) -> int:
-        """Ctrl-C, as a user stops it; its exit code (killed after 90 s: -9, with its last lines shown)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(90)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                print("server did not stop in 90 s; its last lines:\n" + "\n".join(self.lines[-10:]))
-        return self.proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +48,13 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(runs):
-    s = Server(str(runs["cgan"]), str(runs["names"]), str(runs["flow"]), "--time-limit", "600")
+    s = ServeProcess(str(runs["cgan"]), str(runs["names"]), str(runs["flow"]), "--time-limit", "600")
     yield s
     assert s.stop() == 0
 
 
 def test_the_server_answers_logs_each_request_and_stops_cleanly_on_ctrl_c(runs):
-    s = Server(str(runs["cgan"]))
+    s = ServeProcess(str(runs["cgan"]))
     r = httpx.post(s.url + "/models/cgan/samples", json={"n": 4, "seed": 2, "label": 5}, timeout=30)
     assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.headers["x-seed"] == "2"
     evil = httpx.get(s.url + "/models", headers={"Host": "attacker.example"}, timeout=30)  # DNS rebinding
@@ -120,7 +74,7 @@ def test_a_taken_port_is_one_line(runs, server):
 
 
 def test_overload_gets_fast_refusals_the_admitted_succeed_and_the_server_stays_up(runs):
-    s = Server(f"slow={runs['flow']}", "--workers-per-model", "1", "--queue", "2", "--time-limit", "600")
+    s = ServeProcess(f"slow={runs['flow']}", "--workers-per-model", "1", "--queue", "2", "--time-limit", "600")
     try:
         body = {"n": 64, "steps": 1000, "format": "json"}  # seconds of work each on the tiny flow
 
@@ -248,7 +202,7 @@ def test_the_page_generates_reproduces_downloads_and_shows_errors(server, browse
 
 
 def test_the_page_asks_for_the_token_when_the_server_needs_one(runs, browser):
-    s = Server(str(runs["cgan"]), "--token", "t0ken")
+    s = ServeProcess(str(runs["cgan"]), "--token", "t0ken")
     try:
         page = browser.new_page()
         page.goto(s.url)
