@@ -50,3 +50,34 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "aigc", *args], capture_output=True, text=True,
                           cwd=cwd, env=full_env, timeout=300)
+
+
+SERVE_NAMES = ["anna", "maria", "mark", "martin", "marta", "paul", "paula", "peter", "petra", "john", "joan", "jane"] * 5
+
+
+@pytest.fixture(scope="session")
+def serve_runs(tmp_path_factory):
+    """What the service tests serve: a conditional digits GAN, a conditional flow and a names GRU, each
+    trained for a few steps (once a session)."""
+    from aigc.config import load_config
+    from aigc.train import train
+
+    root = tmp_path_factory.mktemp("serve-runs")
+    quick = {"log_every": 5, "sample_every": 0, "ckpt_every": 10, "threads": 1, "progress": False}
+    lines = root / "names.txt"
+    lines.write_text("\n".join(SERVE_NAMES) + "\n", encoding="utf-8")
+    configs = {
+        "cgan": {"name": "cgan", "seed": 0, "data": {"source": "digits"},
+                 "model": {"name": "gan-mlp", "z_dim": 8, "g_hidden": [32], "d_hidden": [32], "conditional": True},
+                 "train": {"steps": 10, "batch_size": 32, **quick}},
+        "flow": {"name": "flow", "seed": 0, "data": {"source": "digits"},
+                 "model": {"name": "flow", "widths": [8, 16], "attention": False, "sample_steps": 4,
+                           "conditional": True},
+                 "train": {"steps": 4, "batch_size": 16, **quick}},
+        "names": {"name": "names", "seed": 0, "data": {"source": f"lines:{lines}", "test_fraction": 0.1},
+                  "model": {"name": "gru", "embed": 8, "hidden": 32},
+                  "train": {"steps": 20, "batch_size": 8, "lr": 0.01, **quick}},
+    }
+    for name, cfg in configs.items():
+        train(load_config(cfg), root / name, echo=lambda m: None)
+    return {name: root / name for name in configs}

@@ -21,30 +21,14 @@ from aigc.config import load_config  # noqa: E402
 from aigc.serve import create_app  # noqa: E402
 from aigc.train import train  # noqa: E402
 
-NAMES = ["anna", "maria", "mark", "martin", "marta", "paul", "paula", "peter", "petra", "john", "joan", "jane"] * 5
-
 
 def _train(cfg: dict, out) -> None:
     train(load_config(cfg), out, echo=lambda m: None)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A conditional digits GAN, a conditional flow and a names GRU, each trained for a few steps."""
-    root = tmp_path_factory.mktemp("serve-runs")
-    quick = {"log_every": 5, "sample_every": 0, "ckpt_every": 10, "threads": 1, "progress": False}
-    _train({"name": "cgan", "seed": 0, "data": {"source": "digits"},
-            "model": {"name": "gan-mlp", "z_dim": 8, "g_hidden": [32], "d_hidden": [32], "conditional": True},
-            "train": {"steps": 10, "batch_size": 32, **quick}}, root / "cgan")
-    _train({"name": "flow", "seed": 0, "data": {"source": "digits"},
-            "model": {"name": "flow", "widths": [8, 16], "attention": False, "sample_steps": 4, "conditional": True},
-            "train": {"steps": 4, "batch_size": 16, **quick}}, root / "flow")
-    lines = root / "names.txt"
-    lines.write_text("\n".join(NAMES) + "\n", encoding="utf-8")
-    _train({"name": "names", "seed": 0, "data": {"source": f"lines:{lines}", "test_fraction": 0.1},
-            "model": {"name": "gru", "embed": 8, "hidden": 32},
-            "train": {"steps": 20, "batch_size": 8, "lr": 0.01, **quick}}, root / "names")
-    return {name: root / name for name in ("cgan", "flow", "names")}
+def runs(serve_runs):
+    return serve_runs
 
 
 @pytest.fixture(scope="module")
