@@ -233,16 +233,17 @@ def evaluate_audio_run(loaded: Any, data: Dataset, request: Any) -> dict[str, An
                                      for c in range(k)}
     mem = memorization(fake_f, train_f, real_f)
     out["copies"] = mem.copies
-    floor = evaluate_audio_real(data, request, feats=feats)
+    floor = evaluate_audio_real(data, request, feats=feats, real_features=real_f)
     out["floor"] = {key: floor[key] for key in ("fid", "kid", "is", "precision", "recall", "coverage")}
     return out
 
 
-def evaluate_audio_real(data: Dataset, request: Any, feats: AudioFeatures | None = None) -> dict[str, Any]:
-    """The real floor: training clips measured against the test split as if they were samples."""
+def evaluate_audio_real(data: Dataset, request: Any, feats: AudioFeatures | None = None,
+                        real_features: torch.Tensor | None = None) -> dict[str, Any]:
+    """The real floor: training clips measured against the test split as if they were samples
+    (`real_features`: the test split's, when the caller has them already)."""
     feats = feats or audio_feature_net_for(data, echo=request.echo)
-    test = data.split(request.split)
-    real_f, _ = feats(test["x"])
+    real_f = real_features if real_features is not None else feats(data.split(request.split)["x"])[0]
     n = min(len(data.train["x"]), request.n_or(EVAL_N))
     idx = torch.randperm(len(data.train["x"]), generator=torch.Generator().manual_seed(request.seed))[:n]
     fake_f, logits = feats(data.train["x"][idx])

@@ -334,7 +334,8 @@ def create_app(models: Mapping[str, str | Path | Loaded], *, token: str | None =
         asked = body.model_dump(exclude_none=True, exclude={"n", "seed", "format"})
         request.state.note = f" model={name} n={body.n} seed={body.seed} options={printable(json.dumps(asked))}"
         fmt = choose_format(body.format, request.headers.get("accept"), modality.web_formats, s.info["modality"])
-        options = s.loaded.sample_options(**body.options())  # a bad option: one line, before any work
+        given = body.options()
+        options = s.loaded.sample_options(**given)  # a bad option: one line, before any work
         seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
         request.state.note = f" model={name} n={body.n} seed={seed} format={fmt} options={printable(json.dumps(asked))}"
         s.loaded.check_n(body.n)
@@ -348,7 +349,7 @@ def create_app(models: Mapping[str, str | Path | Loaded], *, token: str | None =
             out = s.loaded.sample(body.n, seed=seed, **options)
             if fmt == "json":
                 payload = {"model": name, "seed": seed, "n": body.n, "modality": s.info["modality"],
-                           "options": body.options(), "samples": modality.to_json(out)}
+                           "options": given, "samples": modality.to_json(out)}
                 return json.dumps(payload).encode("utf-8")
             return modality.encode(out, fmt, **layout)
 
