@@ -102,7 +102,8 @@ def tiny(name: str, **model) -> dict:
 
 
 @pytest.mark.parametrize("name, model", [("diffusion", {}), ("diffusion", {"prediction": "v", "noise_schedule": "linear"}),
-                                         ("flow", {"conditional": True}), ("flow", {"time_sampling": "logit-normal"})])
+                                         ("flow", {"conditional": True}), ("flow", {"time_sampling": "logit-normal"}),
+                                         ("flow", {"patch": 2})])
 def test_each_family_trains_resumes_byte_identically_samples_and_loads(tmp_path, name, model):
     cfg = tiny(name, **model)
     train(load_config(cfg), tmp_path / "once", echo=lambda m: None)
@@ -231,6 +232,8 @@ def test_a_recipe_sets_the_default_sampler_guidance_and_bf16_sampling(tmp_path):
     ({"guidance": 2.0}, "model.guidance is 2.0 but the model has no labels"),
     ({"sampler": "ddim"}, "model.sampler is 'ddim'"),
     ({"sample_precision": "fp16"}, "model.sample_precision is 'fp16'"),
+    ({"patch": 3}, "model.patch is 3"),
+    ({"patch": 4, "widths": [8, 16, 32]}, "pictures of 8x8 are too small for 3 levels at patch 4"),
 ])
 def test_bad_sampling_defaults_in_a_config_are_one_line(tmp_path, capsys, model, words):
     import yaml

@@ -32,6 +32,7 @@ MAX_GUIDANCE = 50.0
 class UNetFamilyConfig:
     widths: list[int] = field(default_factory=lambda: [32, 64, 128])  # channels per resolution level
     blocks: int = 1                # residual blocks per level on the way down
+    patch: int = 1                 # p x p pixels folded into channels before the first level (1, 2 or 4)
     attention: bool = True         # self-attention at the lowest resolution
     dropout: float = 0.0
     conditional: bool = False      # class labels, with classifier-free guidance
@@ -47,6 +48,8 @@ class UNetFamilyConfig:
         check_sizes(self, "model", ("blocks",), 8, ConfigError)
         if not 1 <= len(self.widths) <= 5:
             raise ConfigError(f"model.widths has {len(self.widths)} levels", "use 1 to 5 levels, e.g. [32, 64, 128]")
+        if self.patch not in (1, 2, 4):
+            raise ConfigError(f"model.patch is {self.patch}", "use 1 (pixels), 2 or 4")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout is {self.dropout}", "use a rate in [0, 1)")
         if not 0.0 <= self.p_uncond < 1.0:
@@ -118,21 +121,36 @@ class UNetFamily(GenerativeModel, Conditional, LatentSpace, Trajectory):
 
     def __init__(self, cfg: UNetFamilyConfig, meta: dict[str, Any]):
         super().__init__(cfg, meta)
-        self.shape = list(meta["shape"])
+        self.shape = self.net_shape(meta)
         c, h, w = self.shape
         if h != w:
             raise ConfigError(f"{type(self).__name__} needs square images, got {h}x{w}", "set data.image_size")
-        if h % 2 ** (len(cfg.widths) - 1) and h < 2 ** (len(cfg.widths) - 1):
-            raise ConfigError(f"images of {h}x{w} are too small for {len(cfg.widths)} levels",
-                              "use fewer model.widths or a larger data.image_size")
+        if h % cfg.patch:
+            raise ConfigError(f"model.patch {cfg.patch} does not divide {h}x{w} pictures", "use model.patch 1")
+        if h // cfg.patch < 2 ** (len(cfg.widths) - 1):
+            raise ConfigError(f"pictures of {h}x{w} are too small for {len(cfg.widths)} levels at patch {cfg.patch}",
+                              "use fewer model.widths, a smaller model.patch or a larger data.image_size")
         self.num_classes = self.conditional_classes()
         if cfg.sampler and cfg.sampler not in self.samplers:
             raise ConfigError(f"model.sampler is '{cfg.sampler}'", f"use one of {', '.join(self.samplers)}")
         self.net = UNet(c, list(cfg.widths), blocks=cfg.blocks, attention=cfg.attention,
-                        num_classes=self.num_classes, dropout=cfg.dropout, side=h)
+                        num_classes=self.num_classes, dropout=cfg.dropout, side=h, patch=cfg.patch)
 
     def ema_modules(self) -> dict[str, float]:
         return {"net": self.cfg.ema} if self.cfg.ema > 0 else {}
+
+    # The network denoises an image [C, H, W] in [-1, 1]; a family over other data (a spectrogram
+    # flow) says how its data becomes one and how a finished one becomes a sample, as for GANs.
+    def net_shape(self, meta: dict[str, Any]) -> list[int]:
+        return list(meta["shape"])
+
+    def real(self, x: torch.Tensor) -> torch.Tensor:
+        """A training batch's `x` in the network's space."""
+        return to_signed(x)
+
+    def output(self, x: torch.Tensor) -> torch.Tensor:
+        """A finished picture in [-1, 1] as a sample (images in [0, 1])."""
+        return from_signed(x)
 
     def configure_optimizers(self, train: Any) -> dict[str, torch.optim.Optimizer]:
         return {"net": torch.optim.AdamW(self.net.parameters(), lr=train.lr, betas=tuple(train.betas),
@@ -150,7 +168,7 @@ class UNetFamily(GenerativeModel, Conditional, LatentSpace, Trajectory):
         raise NotImplementedError
 
     def training_step(self, batch, opts, step):
-        loss = self.loss(to_signed(batch["x"]), self._train_labels(batch))
+        loss = self.loss(self.real(batch["x"]), self._train_labels(batch))
         opts["net"].zero_grad(set_to_none=True)
         loss.backward()
         opts["net"].step()
@@ -237,7 +255,7 @@ class UNetFamily(GenerativeModel, Conditional, LatentSpace, Trajectory):
                 x = self.run_sampler(self.guided(net, y, guidance), x, steps, sampler, generator, traj)
             if trajectory is not None:
                 trajectory.extend(from_signed(t.clamp(-1, 1)) for t in traj)
-            out.append(from_signed(x.clamp(-1, 1)))
+            out.append(self.output(x.clamp(-1, 1)))
         return torch.cat(out) if out else torch.empty(0, *self.shape)
 
 
@@ -286,8 +304,7 @@ class Diffusion(UNetFamily):
         return S.dpm_solver_2m(denoise, noise, abar, steps, trajectory=trajectory)
 
 
-@MODELS.register("flow")
-class Flow(UNetFamily, DensityLikelihood):
+class FlowMatching(UNetFamily):
     """Flow matching with the linear path (rectified flow): predict data - noise at a random t."""
 
     Config = FlowConfig
@@ -308,6 +325,14 @@ class Flow(UNetFamily, DensityLikelihood):
     def velocity(self, call):
         return lambda x, t: call(x, torch.full((len(x),), t * 1000, dtype=torch.float32)).to(x.dtype)
 
+    def run_sampler(self, call, noise, steps, sampler, generator, trajectory):
+        return S.integrate(self.velocity(call), noise, steps, sampler, trajectory=trajectory)
+
+
+@MODELS.register("flow")
+class Flow(FlowMatching, DensityLikelihood):
+    """Flow matching on 8-bit images, with their likelihood through the ODE."""
+
     @property
     def dims(self) -> int:
         return self.latent_dim
@@ -326,6 +351,3 @@ class Flow(UNetFamily, DensityLikelihood):
 
         log_p = S.ode_log_likelihood(velocity, signed, steps, generator=generator)
         return log_p + self.dims * math.log(2.0 / 256.0)
-
-    def run_sampler(self, call, noise, steps, sampler, generator, trajectory):
-        return S.integrate(self.velocity(call), noise, steps, sampler, trajectory=trajectory)

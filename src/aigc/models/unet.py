@@ -1,7 +1,8 @@
 """A small U-Net for diffusion and flow matching: residual blocks with GroupNorm and SiLU, a sinusoidal
 time embedding added in every block, self-attention at the lowest resolution, and an optional class
 embedding (with one extra "no label" class for classifier-free guidance). Images whose side does not
-halve cleanly are padded (28 -> 32) and cropped back."""
+halve cleanly are padded (28 -> 32) and cropped back; `patch` p runs the network on p x p patches
+folded into channels (pixel_unshuffle), p*p times fewer positions for large pictures (spectrograms)."""
 from __future__ import annotations
 
 import math
@@ -58,9 +59,11 @@ class UNet(nn.Module):
     """(x [n, C, H, W], t [n] float, y [n] int64 or None) -> a tensor shaped like x."""
 
     def __init__(self, channels: int, widths: list[int], *, blocks: int = 1, attention: bool = True,
-                 num_classes: int = 0, dropout: float = 0.0, side: int = 28):
+                 num_classes: int = 0, dropout: float = 0.0, side: int = 28, patch: int = 1):
         super().__init__()
         levels = len(widths)
+        self.patch = patch  # p x p pixels become p*p channels of one (as in DiT): the network runs at side / p
+        side, channels = side // patch, channels * patch * patch
         self.pad = (-side) % (2 ** (levels - 1))  # pad so every level halves exactly (28 -> 32 for 3 levels)
         emb = widths[0] * 4
         self.emb_dim = widths[0]
@@ -92,6 +95,11 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out[-1].bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.patch > 1:
+            return F.pixel_shuffle(self.net(F.pixel_unshuffle(x, self.patch), t, y), self.patch)
+        return self.net(x, t, y)
+
+    def net(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         side = x.shape[-1]
         if self.pad:
             x = F.pad(x, (0, self.pad, 0, self.pad))
