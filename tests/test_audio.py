@@ -220,6 +220,19 @@ def test_clip_length_must_fit_the_spectrogram(tmp_path, capsys):
         train(load_config(cfg), tmp_path / "r", echo=lambda m: None)
 
 
+def test_a_conditional_runs_spectrogram_grid_has_one_column_per_label():
+    from aigc.modalities.audio import Clips, label_period, spectrogram_grid, spectrogram_image
+
+    assert label_period([str(i % 10) for i in range(23)]) == 10
+    assert label_period(["a", "b", "a"]) == 2 and label_period(["a", "a"]) == 0 and label_period(None) == 0
+    assert label_period(["0", "1", "2", "0", "1", "3"]) == 0  # not a cycle
+    wave = torch.from_numpy(sine(440, 8000, 0.5)).repeat(23, 1)
+    w, h = spectrogram_image(wave[0], 8000).size
+    assert spectrogram_grid(Clips(wave, 8000, [str(i % 10) for i in range(23)])).size == (10 * (w + 2) + 2,
+                                                                                        14 + 3 * (h + 2) + 2)
+    assert spectrogram_grid(Clips(wave, 8000)).size == (8 * (w + 2) + 2, 3 * (h + 2) + 2)
+
+
 def test_int16_to_float_is_exact_at_full_scale():
     x = torch.tensor([-32768, 0, 16384], dtype=torch.int16)
     assert to_float(x).tolist() == [-1.0, 0.0, 0.5]
@@ -240,6 +253,34 @@ def test_spoken_digits_are_synthesized_labelled_and_marked_synthetic(tmp_path):
     train(load_config(cfg), tmp_path / "run", echo=lambda m: None)
     report = (tmp_path / "run" / "report.md").read_text()
     assert "synthetic speech made by espeak-ng" in report
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (make test installs it)")
+def test_a_spectrogram_flow_trains_resumes_byte_identically_and_says_the_digit_asked_for(tmp_path):
+    from aigc.models.capabilities import DensityLikelihood
+
+    cfg = {"name": "tiny-specflow", "seed": 0, "data": {"source": "spoken-digits:en-us", "seconds": 0.5},
+           "model": {"name": "specflow", "n_fft": 128, "hop": 64, "patch": 2, "widths": [8, 16], "conditional": True,
+                     "guidance": 2.0, "griffin_lim_iters": 4, "sample_steps": 3},
+           "train": {"steps": 4, "batch_size": 8, "log_every": 2, "sample_every": 2, "ckpt_every": 2,
+                     "progress": False, "threads": 1}}
+    train(load_config(cfg), tmp_path / "once", echo=lambda m: None)
+    train(load_config(cfg, ["train.steps=2"]), tmp_path / "twice", echo=lambda m: None)
+    train(load_config(cfg), tmp_path / "twice", resume=True, echo=lambda m: None)
+    a, b = (load_file(str(list_checkpoints(tmp_path / r)[-1] / "model.safetensors")) for r in ("once", "twice"))
+    assert a.keys() == b.keys() and any("net_ema" in k for k in a) and all(torch.equal(a[k], b[k]) for k in a)
+    run = tmp_path / "once"
+    assert len(list((run / "samples").glob("*.wav"))) == 64 and "spectrograms.png" in (run / "report.md").read_text()
+
+    gen = aigc.load(run)
+    assert not isinstance(gen.model, DensityLikelihood)  # its likelihood would be of spectrogram pixels, not sound
+    clips = gen.sample(3, labels="7", seed=1)
+    assert clips.wave.shape == (3, 4000) and clips.rate == 8000 and clips.labels == ["7"] * 3
+    assert torch.equal(gen.sample(3, labels="7", seed=1).wave, clips.wave)  # same seed, same sound
+    assert not torch.equal(gen.sample(3, labels="7", seed=1, guidance=0.0).wave, clips.wave)
+    assert main(["sample", str(run), "--label", "3", "--n", "2", "--sample-steps", "2", "--out", str(tmp_path / "t.npz")]) == 0
+    with np.load(tmp_path / "t.npz") as z:
+        assert z["x"].shape == (2, 4000) and z["labels"].tolist() == ["3", "3"]
 
 
 def test_the_audio_audit_finds_copies_leaks_silence_and_conversions(tmp_path, capsys):
@@ -276,7 +317,7 @@ def test_the_audio_audit_finds_copies_leaks_silence_and_conversions(tmp_path, ca
 
 
 @needs_fsdd
-def test_eval_measures_an_audio_run_on_a_spoken_digit_network_beside_the_real_floor(tmp_path):
+def test_eval_measures_an_audio_run_on_a_spoken_digit_network_beside_the_real_floor(tmp_path, capsys):
     from aigc.metrics import EvalRequest, evaluate_run
 
     folder = fsdd_subset(tmp_path, indices=range(0, 10), speakers=("george", "jackson"))
@@ -294,6 +335,22 @@ def test_eval_measures_an_audio_run_on_a_spoken_digit_network_beside_the_real_fl
                  "index=0-4", "--seconds", "0.5", "--n", "100", "--out", str(out), "--quiet"]) == 0
     floor = json.loads(out.read_text())
     assert floor["kind"] == "floor" and floor["fid"] == pytest.approx(r["floor"]["fid"])
+
+    # the run's samples written to files and measured from there give the run's figures again
+    real = ["--real", f"wav:{folder}", "--label-pattern", "{label}_{speaker}_{index}", "--split-pattern", "index=0-4",
+            "--seconds", "0.5", "--n", "100", "--quiet"]
+    assert main(["sample", str(tmp_path / "run"), "--n", "100", "--seed", "0", "--format", "npz",
+                 "--out", str(tmp_path / "s.npz")]) == 0
+    assert main(["sample", str(tmp_path / "run"), "--n", "100", "--seed", "0", "--out", str(tmp_path / "wavs")]) == 0
+    for given in ("s.npz", "wavs"):
+        assert main(["eval", "--samples", str(tmp_path / given), *real, "--out", str(tmp_path / "e.json")]) == 0
+        e = json.loads((tmp_path / "e.json").read_text())
+        assert e["kind"] == "samples" and e["n"] == 100, given
+        assert e["label_accuracy"] == pytest.approx(r["label_accuracy"], abs=0.02), given  # 16-bit rounding
+        assert e["fid"] == pytest.approx(r["fid"], rel=0.02) and e["floor"]["fid"] == pytest.approx(r["floor"]["fid"])
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not a zip")
+    assert main(["eval", "--samples", str(tmp_path / "bad.npz"), *real]) == 2
+    assert "bad.npz is not an npz of clips" in capsys.readouterr().err
 
 
 def test_the_shipped_spoken_digit_network_records_its_accuracy_and_how_it_was_made():

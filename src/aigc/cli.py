@@ -19,8 +19,9 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         m = re.search(r"unrecognized arguments: (\S+)", message)
         if m:
-            opts = self._all_options()
-            guess = closest(m.group(1).split("=")[0], opts)
+            flag = m.group(1).split("=")[0]
+            opts = [o for o in self._all_options() if o != flag]  # an option of another command is no fix
+            guess = closest(flag, opts)
             if guess:
                 message += f" (did you mean {guess}?)"
         m = re.search(r"invalid choice: '([^']+)'", message)
@@ -369,7 +370,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     check_output_file(out)  # folders are made when results are written: a typo leaves none behind
     request = eval_request(args, out.parent, echo, name=out.stem)  # its figures: OUT-closest-pairs.png, ...
     if args.samples is not None:
-        result = evaluate_samples(args.samples, args.real, request)
+        result = evaluate_samples(args.samples, _real_data(args), request)
     elif args.real is not None:
         result = evaluate_real(_real_data(args), request)
     else:
@@ -557,8 +558,8 @@ def build_parser() -> Parser:
     e = sub.add_parser("eval", help="measure quality, diversity and memorization of a run (or real data)")
     e.add_argument("run_dir", nargs="?", help="a run directory written by `aigc train`")
     e.add_argument("--real", metavar="DATASET", help="the real-data floor: training split vs test split")
-    e.add_argument("--samples", metavar="PATH", help="images made elsewhere (a folder or an npz) measured "
-                                                     "against --real DATASET's test images")
+    e.add_argument("--samples", metavar="PATH", help="samples made elsewhere (a folder of images or audio "
+                                                     "files, an npz, a .txt) measured against --real DATASET's test split")
     e.add_argument("--n", type=int, help="samples to measure (default: images 10000 vs 10000 test, text 1000)")
     e.add_argument("--metrics", action="append", metavar="NAMES",
                    help="images: comma-separated sections (default all): fid,kid,is,prdc,conditional,"
@@ -573,12 +574,12 @@ def build_parser() -> Parser:
     e.add_argument("--inception-weights", metavar="PATH",
                    help="FID Inception-v3 weights (pytorch-fid's pt_inception-2015-12-05, as .safetensors) "
                         "for standard FID")
-    e.add_argument("--no-floor", action="store_true", help="images: skip the real-data floor column")
+    e.add_argument("--no-floor", action="store_true", help="skip the real-data floor (images: its column)")
     e.add_argument("--intervals", type=int, metavar="R",
                    help="images: half-samples behind the 95%% intervals of FID, KID and precision/recall/density/"
                         "coverage (default 20; 0: none)")
     e.add_argument("--quiet", action="store_true", help="no progress notes")
-    e.add_argument("--sample-rate", type=int, help="--real audio: Hz the clips are resampled to (default 8000)")
+    e.add_argument("--sample-rate", type=int, help="--real audio (and --samples against it): Hz the clips are resampled to (default 8000)")
     e.add_argument("--seconds", type=float, help="--real audio: clip length (default 1)")
     e.add_argument("--label-pattern", help="--real audio: labels from file names, e.g. '{label}_{speaker}_{index}'")
     e.add_argument("--split-pattern", help="--real audio: test split by a name field, e.g. index=0-4")

@@ -207,35 +207,98 @@ def _scores(real: torch.Tensor, fake: torch.Tensor, logits: torch.Tensor) -> dic
 
 def evaluate_audio_run(loaded: Any, data: Dataset, request: Any) -> dict[str, Any]:
     """FID, KID, IS, PRDC, label accuracy and copies of a run's samples against the test split, with the floor."""
+    n = request.n_or(EVAL_N)
+    k = len(loaded.class_names) if getattr(loaded.model, "num_classes", 0) else 0
+    request.echo(f"sampling {n} clips ...")
+    clips = loaded.sample(n, seed=request.seed, **({"labels": list(range(k))} if k else {}))
+    return evaluate_clips(clips.wave, torch.arange(n) % k if k else None, data, request)
+
+
+def evaluate_clips(wave: torch.Tensor, asked: torch.Tensor | None, data: Dataset, request: Any,
+                   **facts: Any) -> dict[str, Any]:
+    """Float clips [n, L] at the data's rate and length (and the label index each was asked for, if
+    any) measured against the test split: FID, KID, IS, PRDC, label accuracy, copies, the floor."""
     from .memorization import memorization
 
-    echo = request.echo
-    n = request.n_or(EVAL_N)
-    feats = audio_feature_net_for(data, echo=echo)
+    feats = audio_feature_net_for(data, echo=request.echo)
     test = data.split(request.split)
     real_f, _ = feats(test["x"])
     train_f, _ = feats(data.train["x"])
-    kwargs: dict[str, Any] = {}
-    k = len(loaded.class_names) if getattr(loaded.model, "num_classes", 0) else 0
-    if k:
-        kwargs["labels"] = list(range(k))
-    echo(f"sampling {n} clips ...")
-    clips = loaded.sample(n, seed=request.seed, **kwargs)
-    fake_f, logits = feats(clips.wave)
-    out: dict[str, Any] = {"n": n, "n_real": len(real_f), "against": f"{request.split} split ({len(real_f)} clips)",
+    fake_f, logits = feats(wave)
+    n = len(wave)
+    out: dict[str, Any] = {"n": n, **facts, "n_real": len(real_f),
+                           "against": f"{request.split} split ({len(real_f)} clips)",
                            "features": {"name": feats.name, "test_accuracy": feats.info.get("test_accuracy")},
                            **_scores(real_f, fake_f, logits)}
-    if k:
-        asked = torch.arange(n) % k
+    if asked is not None:
+        names = data.meta["class_names"]
         hit = logits.argmax(1) == asked
         out["label_accuracy"] = float(hit.double().mean())
-        out["per_label_accuracy"] = {loaded.class_names[c]: round(float(hit[asked == c].double().mean()), 4)
-                                     for c in range(k)}
+        out["per_label_accuracy"] = {names[c]: round(float(hit[asked == c].double().mean()), 4)
+                                     for c in range(len(names)) if (asked == c).any()}
     mem = memorization(fake_f, train_f, real_f)
     out["copies"] = mem.copies
-    floor = evaluate_audio_real(data, request, feats=feats, real_features=real_f)
-    out["floor"] = {key: floor[key] for key in ("fid", "kid", "is", "precision", "recall", "coverage")}
+    if request.floor:
+        floor = evaluate_audio_real(data, request, feats=feats, real_features=real_f)
+        out["floor"] = {key: floor[key] for key in ("fid", "kid", "is", "precision", "recall", "coverage")}
     return out
+
+
+def read_audio_samples(path: Path, data: Dataset, n: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Clips made elsewhere -> (float waves [n, L] at the data's rate and length, asked label indices or
+    None). An npz as `aigc sample --format npz` writes it (`x` int16 [n, L], `sample_rate`, optional
+    `labels`), or a folder of audio files (labels from names NNN-LABEL.wav, as `aigc sample` writes
+    them, when every LABEL is one of the data's classes). Files are resampled and cut or padded as
+    the data was, but not peak-normalised: a run's own npz gives the run's figures again."""
+    import numpy as np
+
+    from ..audio import fit_length, read_audio
+    from ..data.audio import list_clips
+    from ..errors import DataError
+
+    rate, samples = int(data.meta["sample_rate"]), int(data.meta["samples"])
+    names = list(data.meta.get("class_names") or [])
+    if path.is_file() and path.suffix.lower() == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                x, their_rate = z["x"], int(z["sample_rate"]) if "sample_rate" in z else rate
+                labels = [str(v) for v in z["labels"]] if "labels" in z else None
+        except Exception as e:  # a corrupt archive, a missing `x`, or object arrays (never unpickled)
+            raise DataError(f"{path} is not an npz of clips ({type(e).__name__}: {str(e)[:100]})",
+                            "write it with `aigc sample RUN --format npz`: x int16 [n, L] and sample_rate") from None
+        if x.ndim != 2 or x.dtype not in (np.int16, np.float32, np.float64) or not len(x):
+            raise DataError(f"{path}: x is {x.dtype} {list(x.shape)}", "store clips as int16 or float [n, samples]")
+        waves = [fit_length(read_resampled(c, their_rate, rate), samples) for c in x]
+    elif path.is_dir():
+        files = list_clips(path)
+        waves = [fit_length(read_audio(f, rate)[0], samples) for f in files]
+        stems = [f.stem.split("-", 1) for f in files]
+        labels = [s[1] for s in stems] if all(len(s) == 2 for s in stems) else None
+    else:
+        raise DataError(f"{path} is neither an .npz of clips nor a folder of audio files",
+                        "give `aigc sample RUN --out DIR` (WAVs) or `--format npz` output")
+    keep = len(waves) if n is None else min(n, len(waves))
+    wave = torch.from_numpy(np.stack(waves[:keep]).astype(np.float32))
+    asked = None
+    if labels is not None and names and all(lb in names for lb in labels[:keep]):
+        asked = torch.tensor([names.index(lb) for lb in labels[:keep]])
+    return wave, asked
+
+
+def read_resampled(clip: Any, rate: int, target: int) -> Any:
+    """One stored clip (int16 or float) as float32 at `target` Hz."""
+    import numpy as np
+
+    from ..audio import resample
+
+    x = clip.astype(np.float32) / 32768.0 if clip.dtype == np.int16 else clip.astype(np.float32)
+    return resample(x, rate, target)
+
+
+def evaluate_audio_samples(path: Path, data: Dataset, request: Any) -> dict[str, Any]:
+    wave, asked = read_audio_samples(path, data, request.n)
+    request.echo(f"read {len(wave)} clips from {path}")
+    return evaluate_clips(wave, asked, data, request, kind="samples", samples=str(path))
 
 
 def evaluate_audio_real(data: Dataset, request: Any, feats: AudioFeatures | None = None,

@@ -46,17 +46,33 @@ def spectrogram_image(wave: torch.Tensor, rate: int, height: int = 128):
     return img.resize((max(1, img.width * 2), height), Image.NEAREST) if img.height != height else img
 
 
+def label_period(labels: list[str] | None) -> int:
+    """k when labels cycle through k (2 to 16) distinct names (label i is label i mod k), else 0."""
+    if not labels:
+        return 0
+    k = next((k for k in range(2, min(16, len(labels)) + 1) if len(set(labels[:k])) == k
+              and all(labels[i] == labels[i % k] for i in range(len(labels)))), 0)
+    return k if k and len(set(labels)) == k else 0
+
+
 def spectrogram_grid(clips: Clips, cols: int | None = None):
-    """Every clip's spectrogram in one picture (cols a row, 2-pixel white gaps)."""
-    from PIL import Image
+    """Every clip's spectrogram in one picture (cols a row, 2-pixel white gaps). Clips whose labels
+    cycle (as a conditional run's samples do) get one column per label, named at its top."""
+    from PIL import Image, ImageDraw
 
     pics = [spectrogram_image(w, clips.rate) for w in clips.wave]
-    cols = cols or min(len(pics), 8)
+    period = label_period(clips.labels) if cols is None else 0
+    cols = cols or period or min(len(pics), 8)
     rows = -(-len(pics) // cols)
     w, h = pics[0].size
-    grid = Image.new("L", (cols * (w + 2) + 2, rows * (h + 2) + 2), 255)
+    top = 14 if period else 0
+    grid = Image.new("L", (cols * (w + 2) + 2, top + rows * (h + 2) + 2), 255)
+    if period:
+        draw = ImageDraw.Draw(grid)
+        for j in range(cols):
+            draw.text((2 + j * (w + 2) + w // 2 - 3 * len(clips.labels[j]), 1), clips.labels[j], fill=0)
     for i, p in enumerate(pics):
-        grid.paste(p, (2 + (i % cols) * (w + 2), 2 + (i // cols) * (h + 2)))
+        grid.paste(p, (2 + (i % cols) * (w + 2), top + 2 + (i // cols) * (h + 2)))
     return grid
 
 
@@ -65,20 +81,23 @@ class AudioModality(Modality):
     name = "audio"
     formats = ("wav", "npz")
     web_formats = {"wav": "audio/wav", "json": "application/json"}
+    eval_options = frozenset({"floor"})
 
     def save(self, samples: Clips, path: Path, fmt: str | None = None, nrow: int | None = None,
              **layout: Any) -> Path:
         """wav: a folder (path without its suffix) of NNN.wav + NNN.png and spectrograms.png;
-        npz: `x` int16 [n, L] and `sample_rate`."""
+        npz: `x` int16 [n, L], `sample_rate` and, for labelled clips, `labels` (their class names)."""
         from ..audio import wav_bytes
 
         path = Path(path)
         if self.format_for(path, fmt) == "npz":
             arr = np.clip(np.round(samples.wave.numpy() * 32767), -32768, 32767).astype(np.int16)
 
+            extra = {} if samples.labels is None else {"labels": np.array(samples.labels, dtype=str)}
+
             def write(p: Path) -> None:
                 with open(p, "wb") as f:
-                    np.savez_compressed(f, x=arr, sample_rate=np.int64(samples.rate))
+                    np.savez_compressed(f, x=arr, sample_rate=np.int64(samples.rate), **extra)
 
             return atomic_write(path.with_suffix(".npz"), write)
         folder = make_dirs(path.with_suffix("") if path.suffix.lower() == ".wav" else path)
@@ -138,3 +157,8 @@ class AudioModality(Modality):
         from ..metrics.audio import evaluate_audio_real
 
         return evaluate_audio_real(data, request)
+
+    def evaluate_samples(self, path: Path, data: Any, request: Any) -> dict[str, Any]:
+        from ..metrics.audio import evaluate_audio_samples
+
+        return evaluate_audio_samples(path, data, request)
