@@ -36,16 +36,20 @@ COLUMNS = [("fid", "FID ↓"), ("kid", "KID ↓"), ("is", "IS"), ("precision", "
            ("coverage", "coverage"), ("copies", "copies"), ("label_accuracy", "label accuracy")]
 
 
-def evaluate(run_dir: Path, n: int) -> dict[str, Any]:
+def evaluate(run_dir: Path, n: int, args: list[str] | None = None) -> dict[str, Any]:
+    """`aigc eval RUN --n N ARGS` (ARGS: image sections, no floor) -> its flat values and the time it took."""
     out = run_dir / "eval-benchmark.json"
-    args = ["--n", str(n), "--metrics", METRICS, "--no-floor"]
+    args = ["--n", str(n), *(["--metrics", METRICS, "--no-floor"] if args is None else args)]
     tic = time.perf_counter()
     proc = aigc_process(["eval", str(run_dir), *args, "--out", str(out)])
     _, err = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"aigc eval failed: {last_error(err, proc.returncode)}")
     result = json.loads(out.read_text())
-    values = {k: v for s in result["sections"] for k, v in s["values"].items() if "/" not in k}
+    if "sections" in result:
+        values = {k: v for s in result["sections"] for k, v in s["values"].items() if "/" not in k}
+    else:  # a modality with a flat result (audio)
+        values = {k: v for k, v in result.items() if isinstance(v, (int, float, dict))}
     return {"values": values, "eval_s": time.perf_counter() - tic, "checkpoint": result["checkpoint"],
             "eval_command": "aigc eval RUN " + " ".join(args)}
 
@@ -56,7 +60,8 @@ def variant(item: str, overrides: list[str]) -> tuple[str, list[str], str]:
     return recipe, overrides + own, re.sub(r"[^A-Za-z0-9._-]+", "-", item)
 
 
-def measure(item: str, workdir: Path, n: int, overrides: list[str]) -> dict[str, Any]:
+def measure(item: str, workdir: Path, n: int, overrides: list[str], eval_args: list[str] | None = None
+            ) -> dict[str, Any]:
     recipe, overrides, folder = variant(item, overrides)
     run_dir = (workdir / folder).resolve()
     row: dict[str, Any] = {"recipe": item}
@@ -73,7 +78,7 @@ def measure(item: str, workdir: Path, n: int, overrides: list[str]) -> dict[str,
     if state["step"] < want:
         raise RuntimeError(f"{run_dir} stopped at step {state['step']} of {want}: resume it with `aigc train "
                            f"--resume --out {run_dir}` or delete it")
-    row.update(steps=state["step"], train_minutes=state.get("elapsed", 0.0) / 60, **evaluate(run_dir, n))
+    row.update(steps=state["step"], train_minutes=state.get("elapsed", 0.0) / 60, **evaluate(run_dir, n, eval_args))
     row["recipe"] = item  # training_run names the bare recipe; the row is the variant
     return row
 

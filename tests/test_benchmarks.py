@@ -151,3 +151,29 @@ def test_versus_measures_both_sides_at_each_mark(tmp_path):
         assert r["fid"] > 0 and 0 <= r["recall"] <= 1 and r["train_minutes"] > 0
     assert "| aigc `fashion-dcgan train.threads=1 model.channels=8` | 8 |" in out.read_text()
     assert out.with_suffix(".png").is_file()
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared/data/fsdd/recordings").is_dir(),
+                    reason="needs ../shared/data/fsdd (tests and benchmarks only)")
+def test_audio_benchmark_trains_evaluates_and_writes_its_table_with_the_floor(tmp_path):
+    import shutil
+
+    from benchmarks.audio import FSDD, main
+
+    folder = tmp_path / "fsdd"
+    folder.mkdir()
+    for f in sorted(FSDD.glob("*_george_*.wav")) + sorted(FSDD.glob("*_jackson_*.wav")):
+        if int(f.stem.split("_")[2]) < 8:
+            shutil.copy(f, folder)
+    out = tmp_path / "audio.md"
+    tiny = "+train.steps=3+train.batch_size=8+train.sample_every=0+model.griffin_lim_iters=2"
+    code = main([f"fsdd-specgan{tiny}+model.channels=4", f"fsdd-flow{tiny}+model.widths=[8,16]+model.sample_steps=2",
+                 "--data", f"wav:{folder}", "--n", "40", "--workdir", str(tmp_path / "runs"), "--out", str(out)])
+    assert code == 0
+    gan, flow = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert gan["steps"] == flow["steps"] == 3 and gan["peak_rss_mb"] > 50 and gan["clips_per_s"] > 0
+    for row in (gan, flow):
+        v = row["values"]
+        assert v["n"] == 40 and 0 <= v["label_accuracy"] <= 1 and 1 <= v["is"] <= 10 and v["floor"]["fid"] >= 0
+    text = out.read_text()
+    assert "| `fsdd-flow" in text and "| real floor (train vs test) |" in text
