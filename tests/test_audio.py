@@ -348,6 +348,8 @@ def test_eval_measures_an_audio_run_on_a_spoken_digit_network_beside_the_real_fl
         assert e["kind"] == "samples" and e["n"] == 100, given
         assert e["label_accuracy"] == pytest.approx(r["label_accuracy"], abs=0.02), given  # 16-bit rounding
         assert e["fid"] == pytest.approx(r["fid"], rel=0.02) and e["floor"]["fid"] == pytest.approx(r["floor"]["fid"])
+    assert main(["eval", "--samples", str(tmp_path / "s.npz"), *real[:-3], "--n", "500"]) == 2
+    assert "--n is 500 but" in capsys.readouterr().err
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not a zip")
     assert main(["eval", "--samples", str(tmp_path / "bad.npz"), *real]) == 2
     assert "bad.npz is not an npz of clips" in capsys.readouterr().err

@@ -277,7 +277,11 @@ def read_audio_samples(path: Path, data: Dataset, n: int | None) -> tuple[torch.
     else:
         raise DataError(f"{path} is neither an .npz of clips nor a folder of audio files",
                         "give `aigc sample RUN --out DIR` (WAVs) or `--format npz` output")
-    keep = len(waves) if n is None else min(n, len(waves))
+    if n is not None and n > len(waves):
+        raise ConfigError(f"--n is {n:,} but {path} holds {len(waves):,} clips", f"use --n {len(waves)} or fewer")
+    if len(waves) < 2:
+        raise DataError(f"{path} holds {len(waves)} clip(s)", "evaluate at least 2 samples")
+    keep = len(waves) if n is None else n
     wave = torch.from_numpy(np.stack(waves[:keep]).astype(np.float32))
     asked = None
     if labels is not None and names and all(lb in names for lb in labels[:keep]):

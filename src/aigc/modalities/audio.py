@@ -92,7 +92,6 @@ class AudioModality(Modality):
         path = Path(path)
         if self.format_for(path, fmt) == "npz":
             arr = np.clip(np.round(samples.wave.numpy() * 32767), -32768, 32767).astype(np.int16)
-
             extra = {} if samples.labels is None else {"labels": np.array(samples.labels, dtype=str)}
 
             def write(p: Path) -> None:
