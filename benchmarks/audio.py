@@ -14,16 +14,13 @@ Griffin-Lim included), and writes benchmarks/results/audio.md (+ .json). Runs ar
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from aigc.files import atomic_write_text
-
-from .recipes import measure, variant
-from .timing import load_average, machine, results_header
+from .recipes import measure, run_info, variant, write_rows
+from .timing import load_average, results_header
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
@@ -105,12 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e:  # one failed recipe must not hide the others' rows
             rows.append({"recipe": recipe, "error": f"{type(e).__name__}: {e}"})
         print(f"  {rows[-1]}", file=sys.stderr, flush=True)
-        info = {"command": "python -m benchmarks.audio " + " ".join(argv or sys.argv[1:]), "n": args.n,
-                "data": args.data.replace(str(ROOT.parent), ".."), "seconds": time.perf_counter() - tic,
-                "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "load_start": load_start,
-                "load_end": load_average()}
-        atomic_write_text(args.out, render(rows, info) + "\n")
-        atomic_write_text(args.out.with_suffix(".json"), json.dumps({"info": info, "rows": rows}, indent=1))
+        info = run_info("audio", argv, tic, load_start, n=args.n, data=args.data.replace(str(ROOT.parent), ".."))
+        write_rows(args.out, rows, info, render)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0 if all("error" not in r for r in rows) else 1
 

@@ -83,6 +83,19 @@ def measure(item: str, workdir: Path, n: int, overrides: list[str], eval_args: l
     return row
 
 
+def run_info(module: str, argv: list[str] | None, tic: float, load_start: str, **facts: Any) -> dict[str, Any]:
+    """What a results table says about how it was made: command, time taken, date, machine, load."""
+    return {"command": f"python -m benchmarks.{module} " + " ".join(argv or sys.argv[1:]), **facts,
+            "seconds": time.perf_counter() - tic, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+            "load_start": load_start, "load_end": load_average()}
+
+
+def write_rows(out: Path, rows: list[dict[str, Any]], info: dict[str, Any], render: Any) -> None:
+    """OUT (the rendered table) and OUT.json (the rows and info behind it)."""
+    atomic_write_text(out, render(rows, info) + "\n")
+    atomic_write_text(out.with_suffix(".json"), json.dumps({"info": info, "rows": rows}, indent=1))
+
+
 def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
     out = results_header("Recipes as a user runs them", info, f"{info['seconds'] / 60:.0f} min") + [
            f"Each recipe trained with `aigc train RECIPE` (its own steps), then `aigc eval RUN --n {info['n']} "
@@ -133,12 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e:  # one failed recipe must not hide the others' rows
             rows.append({"recipe": recipe, "error": f"{type(e).__name__}: {e}"})
         print(f"  {rows[-1]}", file=sys.stderr, flush=True)
-        info = {"command": "python -m benchmarks.recipes " + " ".join(argv or sys.argv[1:]), "n": args.n,
-                "seconds": time.perf_counter() - tic, "date": time.strftime("%Y-%m-%d %H:%M"),
-                "machine": machine(), "load_start": load_start, "load_end": load_average()}
         # rewritten after every recipe: a long run that dies keeps the rows it finished
-        atomic_write_text(args.out, render(rows, info) + "\n")
-        atomic_write_text(args.out.with_suffix(".json"), json.dumps({"info": info, "rows": rows}, indent=1))
+        write_rows(args.out, rows, run_info("recipes", argv, tic, load_start, n=args.n), render)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0 if all("error" not in r for r in rows) else 1
 
