@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 
 import numpy as np
@@ -231,6 +232,47 @@ def test_a_conditional_runs_spectrogram_grid_has_one_column_per_label():
     assert spectrogram_grid(Clips(wave, 8000, [str(i % 10) for i in range(23)])).size == (10 * (w + 2) + 2,
                                                                                         14 + 3 * (h + 2) + 2)
     assert spectrogram_grid(Clips(wave, 8000)).size == (8 * (w + 2) + 2, 3 * (h + 2) + 2)
+
+
+def test_clips_from_files_are_read_like_the_data_and_bad_ones_are_one_line(tmp_path):
+    from types import SimpleNamespace
+
+    from aigc.metrics.audio import read_audio_samples
+
+    data = SimpleNamespace(meta={"sample_rate": 8000, "samples": 4000, "class_names": ["a", "b"]})
+    x = np.stack([np.round(sine(300 + 100 * i, 8000, 0.5) * 32767).astype(np.int16) for i in range(4)])
+    np.savez(tmp_path / "ok.npz", x=x, sample_rate=8000, labels=np.array(["a", "b", "a", "b"]))
+    wave, asked = read_audio_samples(tmp_path / "ok.npz", data, None)
+    assert wave.shape == (4, 4000) and asked.tolist() == [0, 1, 0, 1]
+    assert torch.allclose(wave, torch.from_numpy(x / 32768.0).float())
+    fast = np.stack([np.round(sine(300, 16_000, 0.5) * 32767).astype(np.int16)] * 2)
+    np.savez(tmp_path / "fast.npz", x=fast, sample_rate=16_000)  # resampled to the data's rate
+    wave, asked = read_audio_samples(tmp_path / "fast.npz", data, None)
+    assert wave.shape == (2, 4000) and asked is None
+    assert float((wave[0] - torch.from_numpy(sine(300, 8000, 0.5))).abs()[100:-100].max()) < 0.01
+    said = []
+    np.savez(tmp_path / "other.npz", x=x, sample_rate=8000, labels=np.array(["a", "c", "a", "b"]))
+    assert read_audio_samples(tmp_path / "other.npz", data, None, said.append)[1] is None
+    assert "not all classes of the data" in said[0]
+    for name, arrays, words in [
+        ("rate", {"x": x, "sample_rate": 0}, "sample_rate is 0"),
+        ("labels", {"x": x, "sample_rate": 8000, "labels": np.array(["a", "b"])}, "labels has shape [2] for 4 clips"),
+        ("nan", {"x": np.full((2, 4000), np.nan, np.float32), "sample_rate": 8000}, "NaN or infinite"),
+        ("obj", {"x": np.array([[1], "a"], dtype=object)}, "is not an npz of clips"),
+        ("3d", {"x": np.zeros((2, 1, 4000), np.int16)}, "x is int16 [2, 1, 4000]"),
+    ]:
+        np.savez(tmp_path / f"{name}.npz", **arrays)
+        with pytest.raises(DataError, match=re.escape(words)):
+            read_audio_samples(tmp_path / f"{name}.npz", data, None)
+    folder = tmp_path / "wavs"
+    folder.mkdir()
+    for stem in ("000-a", "001-b"):
+        sf.write(folder / f"{stem}.wav", sine(440, 8000, 0.5), 8000)
+    assert read_audio_samples(folder, data, None)[1].tolist() == [0, 1]
+    sf.write(folder / "take-b.wav", sine(440, 8000, 0.5), 8000)  # not NNN-LABEL: no labels for the folder
+    assert read_audio_samples(folder, data, None)[1] is None
+    with pytest.raises(ConfigError, match="--n is 9 but"):
+        read_audio_samples(folder, data, 9)
 
 
 def test_int16_to_float_is_exact_at_full_scale():

@@ -244,65 +244,77 @@ def evaluate_clips(wave: torch.Tensor, asked: torch.Tensor | None, data: Dataset
     return out
 
 
-def read_audio_samples(path: Path, data: Dataset, n: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def read_audio_samples(path: Path, data: Dataset, n: int | None, echo: Callable[[str], None] = print
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Clips made elsewhere -> (float waves [n, L] at the data's rate and length, asked label indices or
     None). An npz as `aigc sample --format npz` writes it (`x` int16 [n, L], `sample_rate`, optional
     `labels`), or a folder of audio files (labels from names NNN-LABEL.wav, as `aigc sample` writes
     them, when every LABEL is one of the data's classes). Files are resampled and cut or padded as
     the data was, but not peak-normalised: a run's own npz gives the run's figures again."""
+    import re
+
     import numpy as np
 
-    from ..audio import fit_length, read_audio
+    from ..audio import SAMPLE_RATES, fit_length, read_audio, resample
     from ..data.audio import list_clips
     from ..errors import DataError
 
     rate, samples = int(data.meta["sample_rate"]), int(data.meta["samples"])
     names = list(data.meta.get("class_names") or [])
     if path.is_file() and path.suffix.lower() == ".npz":
+        fix = "write it with `aigc sample RUN --format npz`: x int16 [n, L], sample_rate, labels [n]"
         try:
             with np.load(path, allow_pickle=False) as z:
                 x, their_rate = z["x"], int(z["sample_rate"]) if "sample_rate" in z else rate
-                labels = [str(v) for v in z["labels"]] if "labels" in z else None
+                labels = z["labels"] if "labels" in z else None
         except Exception as e:  # a corrupt archive, a missing `x`, or object arrays (never unpickled)
-            raise DataError(f"{path} is not an npz of clips ({type(e).__name__}: {str(e)[:100]})",
-                            "write it with `aigc sample RUN --format npz`: x int16 [n, L] and sample_rate") from None
+            raise DataError(f"{path} is not an npz of clips ({type(e).__name__}: {str(e)[:100]})", fix) from None
         if x.ndim != 2 or x.dtype not in (np.int16, np.float32, np.float64) or not len(x):
             raise DataError(f"{path}: x is {x.dtype} {list(x.shape)}", "store clips as int16 or float [n, samples]")
-        waves = [fit_length(read_resampled(c, their_rate, rate), samples) for c in x]
+        if x.dtype != np.int16 and not np.isfinite(x).all():
+            raise DataError(f"{path}: x holds NaN or infinite values", "store finite samples in [-1, 1]")
+        if not SAMPLE_RATES[0] <= their_rate <= SAMPLE_RATES[1]:
+            raise DataError(f"{path}: sample_rate is {their_rate}", f"store the clips' rate, "
+                            f"{SAMPLE_RATES[0]:,} to {SAMPLE_RATES[1]:,} Hz")
+        if labels is not None and (labels.ndim != 1 or len(labels) != len(x)):
+            raise DataError(f"{path}: labels has shape {list(labels.shape)} for {len(x)} clips", fix)
+        labels = None if labels is None else [str(v) for v in labels]
+        waves = [fit_length(resample(to_float(torch.from_numpy(c)).numpy() if c.dtype == np.int16
+                                     else c.astype(np.float32), their_rate, rate), samples) for c in x]
     elif path.is_dir():
         files = list_clips(path)
         waves = [fit_length(read_audio(f, rate)[0], samples) for f in files]
-        stems = [f.stem.split("-", 1) for f in files]
-        labels = [s[1] for s in stems] if all(len(s) == 2 for s in stems) else None
+        named = [re.fullmatch(r"\d+-(.+)", f.stem) for f in files]  # NNN-LABEL, as aigc sample names them
+        labels = [m.group(1) for m in named] if all(named) else None
     else:
         raise DataError(f"{path} is neither an .npz of clips nor a folder of audio files",
                         "give `aigc sample RUN --out DIR` (WAVs) or `--format npz` output")
-    if n is not None and n > len(waves):
-        raise ConfigError(f"--n is {n:,} but {path} holds {len(waves):,} clips", f"use --n {len(waves)} or fewer")
     if len(waves) < 2:
         raise DataError(f"{path} holds {len(waves)} clip(s)", "evaluate at least 2 samples")
+    if n is not None and n > len(waves):
+        raise ConfigError(f"--n is {n:,} but {path} holds {len(waves):,} clips", f"use --n {len(waves)} or fewer")
     keep = len(waves) if n is None else n
     wave = torch.from_numpy(np.stack(waves[:keep]).astype(np.float32))
     asked = None
-    if labels is not None and names and all(lb in names for lb in labels[:keep]):
-        asked = torch.tensor([names.index(lb) for lb in labels[:keep]])
+    if labels is not None and names:
+        if all(lb in names for lb in labels[:keep]):
+            asked = torch.tensor([names.index(lb) for lb in labels[:keep]])
+        else:
+            echo(f"note: the clips' labels are not all classes of the data ({', '.join(names[:10])}): "
+                 "no label accuracy")
     return wave, asked
 
 
-def read_resampled(clip: Any, rate: int, target: int) -> Any:
-    """One stored clip (int16 or float) as float32 at `target` Hz."""
-    import numpy as np
-
-    from ..audio import resample
-
-    x = clip.astype(np.float32) / 32768.0 if clip.dtype == np.int16 else clip.astype(np.float32)
-    return resample(x, rate, target)
-
-
 def evaluate_audio_samples(path: Path, data: Dataset, request: Any) -> dict[str, Any]:
-    wave, asked = read_audio_samples(path, data, request.n)
+    wave, asked = read_audio_samples(path, data, request.n, request.echo)
     request.echo(f"read {len(wave)} clips from {path}")
     return evaluate_clips(wave, asked, data, request, kind="samples", samples=str(path))
+
+
+def floor_indices(data: Dataset, request: Any) -> torch.Tensor:
+    """The training clips the floor measures: n of them (at most all), drawn with the request's seed."""
+    n = min(len(data.train["x"]), request.n_or(EVAL_N))
+    return torch.randperm(len(data.train["x"]), generator=torch.Generator().manual_seed(request.seed))[:n]
 
 
 def evaluate_audio_real(data: Dataset, request: Any, feats: AudioFeatures | None = None,
@@ -311,10 +323,9 @@ def evaluate_audio_real(data: Dataset, request: Any, feats: AudioFeatures | None
     (`real_features`: the test split's, when the caller has them already)."""
     feats = feats or audio_feature_net_for(data, echo=request.echo)
     real_f = real_features if real_features is not None else feats(data.split(request.split)["x"])[0]
-    n = min(len(data.train["x"]), request.n_or(EVAL_N))
-    idx = torch.randperm(len(data.train["x"]), generator=torch.Generator().manual_seed(request.seed))[:n]
+    idx = floor_indices(data, request)
     fake_f, logits = feats(data.train["x"][idx])
-    return {"kind": "floor", "n": n, "against": f"{request.split} split ({len(real_f)} clips)",
+    return {"kind": "floor", "n": len(idx), "against": f"{request.split} split ({len(real_f)} clips)",
             "features": {"name": feats.name, "test_accuracy": feats.info.get("test_accuracy")},
             **_scores(real_f, fake_f, logits)}
 

@@ -61,13 +61,14 @@ def spectrogram_grid(clips: Clips, cols: int | None = None):
     from PIL import Image, ImageDraw
 
     pics = [spectrogram_image(w, clips.rate) for w in clips.wave]
-    period = label_period(clips.labels) if cols is None else 0
+    period = label_period(clips.labels)
     cols = cols or period or min(len(pics), 8)
+    named = bool(period) and cols == period  # each column holds one label: name it
     rows = -(-len(pics) // cols)
     w, h = pics[0].size
-    top = 14 if period else 0
+    top = 14 if named else 0
     grid = Image.new("L", (cols * (w + 2) + 2, top + rows * (h + 2) + 2), 255)
-    if period:
+    if named:
         draw = ImageDraw.Draw(grid)
         for j in range(cols):
             draw.text((2 + j * (w + 2) + w // 2 - 3 * len(clips.labels[j]), 1), clips.labels[j], fill=0)
