@@ -1,4 +1,4 @@
-"""The audio recipes as a user runs them on real speech: `aigc train RECIPE`, then `aigc eval` on what it made.
+"""The audio recipes as a user runs them: `aigc train RECIPE`, then `aigc eval` on what it made.
 
     python -m benchmarks.audio [RECIPE[+KEY=VALUE...] ...] [--data wav:PATH] [--n 1000]
                                [--workdir runs/bench-audio] [--out FILE]
@@ -9,7 +9,9 @@ process, evaluates its last checkpoint with `aigc eval RUN --n N` (the shipped F
 features; 300 test clips; label accuracy of samples asked for each digit in turn; the real floor,
 training clips against the test clips), times sampling in this process (`aigc.load(run).sample`,
 Griffin-Lim included), and writes benchmarks/results/audio.md (+ .json). Runs are kept in
---workdir, so a recipe trained there already is only evaluated again.
+--workdir, so a recipe trained there already (on the same data) is only evaluated again. With
+`--data spoken-digits` (and e.g. `--out benchmarks/results/audio-digits-speech.md`) it measures the
+recipes on the built-in synthetic data instead, against its own digit network.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .recipes import measure, run_info, variant, write_rows
+from .recipes import COLUMNS, cell, measure, run_info, variant, write_rows
 from .timing import load_average, results_header
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,8 +29,6 @@ RESULTS = Path(__file__).parent / "results"
 FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
 DEFAULT = ["fsdd-specgan", "fsdd-flow"]
 TARGETS = {"label_accuracy": 0.85, "is": 6.0, "recall": 0.5}  # issue 17, at <= 20 training minutes
-COLUMNS = [("fid", "FID ↓"), ("kid", "KID ↓"), ("is", "IS"), ("precision", "precision"), ("recall", "recall"),
-           ("coverage", "coverage"), ("copies", "copies"), ("label_accuracy", "label accuracy")]
 
 
 def sampling_speed(run_dir: Path, n: int = 100) -> float:
@@ -42,22 +42,20 @@ def sampling_speed(run_dir: Path, n: int = 100) -> float:
     return n / (time.perf_counter() - tic)
 
 
-def cell(key: str, v: Any) -> str:
-    return "—" if v is None else f"{v:.2f}" if key in ("fid", "is") else f"{v:.3f}"
-
-
 def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
     first = next((r["values"] for r in rows if "values" in r), {})
-    acc, n_real = (first.get("features") or {}).get("test_accuracy"), first.get("n_real")
-    out = results_header("Audio recipes on real speech (FSDD)", info, f"{info['seconds'] / 60:.0f} min") + [
+    feats = first.get("features") or {}
+    fsdd = "fsdd" in str(info["data"]).lower()
+    out = results_header(f"Audio recipes on {info['data']}", info, f"{info['seconds'] / 60:.0f} min") + [
         f"Each recipe trained with `aigc train RECIPE --set data.source={info['data']}` (its own steps), then "
-        f"`aigc eval RUN --n {info['n']}`: {info['n']:,} samples (digits 0-9 in turn) against the {n_real} test "
-        f"clips (each speaker's takes 0-4), on the features of the FSDD digit network (test accuracy {acc}); "
-        "label accuracy is the share of samples that network hears as the digit asked for. The floor row is "
-        f"{info['n']:,} training clips measured the same way. Training minutes are step time recorded in the "
-        "checkpoint; sampling is clips/s of `aigc.load(run).sample(100)` on this machine, Griffin-Lim included. "
-        f"Targets (issue 17, <= 20 training minutes): label accuracy >= {TARGETS['label_accuracy']:.0%}, "
-        f"IS >= {TARGETS['is']:g}, recall >= {TARGETS['recall']:g}.", "",
+        f"`aigc eval RUN --n {info['n']}`: {info['n']:,} samples (labels 0-9 in turn) against the "
+        f"{first.get('n_real')} test clips, on the features of the digit network `{feats.get('name')}` "
+        f"(test accuracy {feats.get('test_accuracy')}); label accuracy is the share of samples that network "
+        f"hears as the digit asked for. The floor row is {info['n']:,} training clips measured the same way. "
+        "Training minutes are step time recorded in the checkpoint; sampling is clips/s of "
+        "`aigc.load(run).sample(100)` on this machine, Griffin-Lim included."
+        + (f" Targets (issue 17, <= 20 training minutes on FSDD): label accuracy >= {TARGETS['label_accuracy']:.0%}, "
+           f"IS >= {TARGETS['is']:g}, recall >= {TARGETS['recall']:g}." if fsdd else ""), "",
         "| recipe | steps | training min | peak RSS | sampling clips/s | " + " | ".join(h for _, h in COLUMNS)
         + " | worst digit |",
         "|---|---:|---:|---:|---:|" + "---:|" * len(COLUMNS) + "---|"]

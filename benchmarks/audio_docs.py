@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     import aigc
     from aigc.audio import wav_bytes
     from aigc.modalities.audio import spectrogram_grid
+    from aigc.models.capabilities import is_conditional
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.audio_docs", description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path)
@@ -27,13 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("docs/audio"))
     args = p.parse_args(argv)
     gen = aigc.load(args.run)
-    k = len(gen.class_names)
+    k = gen.model.num_classes if is_conditional(gen.model) else 0
     if not k:
         raise SystemExit(f"error: {args.run} is not a conditional run (its samples have no labels to lay out)")
     clips = gen.sample(args.rows * k, seed=args.seed)  # labels cycle 0..k-1: one column per label
     name = args.name or args.run.name
     out = make_dirs(args.out)
-    atomic_write(out / f"{name}-spectrograms.png", lambda f: spectrogram_grid(clips).save(f, "PNG"))
+    atomic_write(out / f"{name}-spectrograms.png", lambda f: spectrogram_grid(clips, k).save(f, "PNG"))
     for i in range(k):
         data = wav_bytes(clips.wave[i], clips.rate)
         atomic_write(out / f"{name}-{clips.labels[i]}.wav", lambda f, d=data: f.write_bytes(d))

@@ -47,8 +47,7 @@ tables. Rebuild this file with `python -m benchmarks.collect`.
 # stays as its command wrote it).
 NOTES = {
     "audio.md": "Note: `fsdd-flow` was trained with plain `aigc train fsdd-flow --set data.source=...` before this "
-                "command evaluated it (hence no peak RSS; its U-Net costs what fashion-flow's does, whose peak "
-                "is 1,341 MB). The table's text was rendered again from audio.json after a wording fix (the floor "
+                "command evaluated it (hence no peak RSS, not measured). The table's text was rendered again from audio.json after a wording fix (the floor "
                 "row is 1,000 training clips, not all 2,700); no figure changed.",
     "perf.md": "Note: measured before issue 18, on the `fashion-dcgan` recipe of then (3,000 steps, a "
                "discriminator without batch norm, lr 2e-4). Run again, its DCGAN speed rows train the recipe "

@@ -5,7 +5,8 @@ at 8 kHz), from the magnitude itself and through the models' 80 dB log picture.
     python -m benchmarks.griffin_lim [--fsdd ../shared/data/fsdd/recordings]
     python -m benchmarks.griffin_lim --floor spoken-digits|wav:DIR [--n 1000]
 
-Deterministic (seeded random phase); prints one line per setting. `--floor SOURCE` measures what the
+Deterministic (seeded random phase); prints one line per setting. `--floor SOURCE` (repeatable;
+writes benchmarks/results/griffin-lim-floor.md + .json) measures what the
 spectrogram models' way back to sound costs on their own evaluator: the data's real floor (training
 clips against the test clips, as `aigc eval --real`) beside the same training clips after the round
 trip every specgan/specflow sample takes (80 dB log picture, 32 Griffin-Lim iterations from random
@@ -14,22 +15,34 @@ phase), with their labels as the digits asked for. A wav: SOURCE is read with FS
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from aigc.audio import STFT, fit_length, read_audio, spectral_convergence
 
+from .recipes import run_info, write_rows
+from .timing import load_average, results_header
+
+RESULTS = Path(__file__).parent / "results"
+
 CLIPS = ("0_george_0", "5_jackson_3", "9_lucas_7", "3_nicolas_1")
 
 
-def vocoder_floor(source: str, n: int) -> None:
+def vocoder_floor(source: str, n: int) -> list[dict[str, Any]]:
     from aigc.audio import to_float
     from aigc.config import DataConfig
     from aigc.data import load_dataset
     from aigc.metrics import EvalRequest
-    from aigc.metrics.audio import audio_feature_net_for, evaluate_audio_real, evaluate_clips
+    from aigc.metrics.audio import (
+        audio_feature_net_for,
+        evaluate_audio_real,
+        evaluate_clips,
+        floor_indices,
+    )
 
     patterns = {"label_pattern": "{label}_{speaker}_{index}", "split_pattern": "index=0-4"} if source.startswith(
         "wav:") else {}
@@ -37,27 +50,49 @@ def vocoder_floor(source: str, n: int) -> None:
     quiet = EvalRequest(n=n, echo=lambda m: None)
     feats = audio_feature_net_for(data, echo=print)
     plain = evaluate_audio_real(data, quiet, feats=feats)
-    n = plain["n"]  # the floor's own draw of training clips, taken again below
-    idx = torch.randperm(len(data.train["x"]), generator=torch.Generator().manual_seed(quiet.seed))[:n]
+    idx = floor_indices(data, quiet)  # the clips the floor above measured
+    n = len(idx)
     stft = STFT(256, 64, frames=128)
     wave = to_float(data.train["x"][idx]).reshape(n, -1)
     back = stft.decode(stft.encode(wave), wave.shape[1], 32, generator=torch.Generator().manual_seed(0))
     trip = evaluate_clips(back, data.train["y"][idx], data, EvalRequest(n=n, floor=False, echo=lambda m: None))
-    print(f"{source}: {n} training clips against {trip['n_real']} test clips, features {feats.name}")
-    for name, r in (("as recorded", plain), ("through log picture + 32 Griffin-Lim iterations", trip)):
-        print(f"  {name:<50} FID {r['fid']:.2f}  IS {r['is']:.2f}  precision {r['precision']:.3f}  "
-              f"recall {r['recall']:.3f}  coverage {r['coverage']:.3f}"
-              + (f"  label accuracy {r['label_accuracy']:.3f}" if "label_accuracy" in r else ""))
+    return [{"source": source, "what": what, "n": n, "n_real": trip["n_real"], "features": feats.name,
+             **{k: r[k] for k in ("fid", "is", "precision", "recall", "coverage")},
+             "label_accuracy": r.get("label_accuracy")}
+            for what, r in (("as recorded", plain), ("log picture + 32 Griffin-Lim iterations", trip))]
+
+
+def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
+    out = results_header("What the way back to sound costs: the real floor through Griffin-Lim", info,
+                         f"{info['seconds'] / 60:.0f} min") + [
+        "Each data source's real floor (n training clips against its test clips, on the digit network "
+        "`aigc eval` uses for it), beside the same clips after the round trip every specgan/specflow sample "
+        "takes: the models' 80 dB log picture (n_fft 256, hop 64, Nyquist bin dropped), then 32 fast "
+        "Griffin-Lim iterations from random phase. Label accuracy: the clips' own labels as the digit asked for.",
+        "", "| data | clips | FID ↓ | IS | precision | recall | coverage | label accuracy |",
+        "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        acc = "—" if r["label_accuracy"] is None else f"{r['label_accuracy']:.3f}"
+        out.append(f"| `{r['source']}` | {r['what']} ({r['n']:,} vs {r['n_real']:,}) | {r['fid']:.2f} | "
+                   f"{r['is']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['coverage']:.3f} | {acc} |")
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.griffin_lim", description=__doc__.splitlines()[0])
     p.add_argument("--fsdd", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/fsdd/recordings")
-    p.add_argument("--floor", metavar="SOURCE", help="the real floor with and without the Griffin-Lim round trip")
+    p.add_argument("--floor", metavar="SOURCE", action="append",
+                   help="the real floor with and without the Griffin-Lim round trip (repeatable)")
     p.add_argument("--n", type=int, default=1000, help="--floor: training clips measured")
+    p.add_argument("--out", type=Path, default=RESULTS / "griffin-lim-floor.md", help="--floor: the table")
     args = p.parse_args(argv)
     if args.floor:
-        vocoder_floor(args.floor, args.n)
+        tic, load_start = time.perf_counter(), load_average()
+        rows = [row for source in args.floor for row in vocoder_floor(source, args.n)]
+        info = run_info("griffin_lim", argv, tic, load_start, n=args.n)
+        info["command"] = info["command"].replace(str(Path(__file__).resolve().parents[2]), "..")
+        write_rows(args.out, rows, info, render)
+        print(render(rows, info).split("\n\n")[-1])
         return 0
     stft = STFT(256, 64)
     waves = []

@@ -15,6 +15,7 @@ recipe already trained there is only evaluated again (delete its folder to retra
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -24,6 +25,7 @@ from typing import Any
 
 from aigc.config import load_config
 from aigc.files import atomic_write_text
+from aigc.run import read_run_config
 from aigc.train.checkpoint import find_checkpoint, list_checkpoints
 
 from .quality import aigc_process, last_error, training_run
@@ -60,6 +62,15 @@ def variant(item: str, overrides: list[str]) -> tuple[str, list[str], str]:
     return recipe, overrides + own, re.sub(r"[^A-Za-z0-9._-]+", "-", item)
 
 
+def data_key(data: Any) -> dict[str, Any]:
+    """A data section with its source's path resolved, to tell whether a kept run saw the data asked for."""
+    key = dataclasses.asdict(data)
+    kind, sep, arg = key["source"].partition(":")
+    if sep and arg and Path(arg).exists():
+        key["source"] = f"{kind}:{Path(arg).resolve()}"
+    return key
+
+
 def measure(item: str, workdir: Path, n: int, overrides: list[str], eval_args: list[str] | None = None
             ) -> dict[str, Any]:
     recipe, overrides, folder = variant(item, overrides)
@@ -68,6 +79,9 @@ def measure(item: str, workdir: Path, n: int, overrides: list[str], eval_args: l
     if not list_checkpoints(run_dir):
         row.update(training_run(run_dir, recipe, overrides))
     else:  # evaluated again; the training child's own peak RSS was kept beside the run
+        saved, wanted = read_run_config(run_dir).data, load_config(recipe, overrides).data
+        if data_key(saved) != data_key(wanted):
+            raise RuntimeError(f"{run_dir} was trained on {saved.source}, not {wanted.source}: delete it to retrain")
         row["command"] = f"(trained earlier in {run_dir})"
         rss = run_dir.parent / f"{run_dir.name}-rss.json"
         if rss.is_file():
@@ -81,6 +95,11 @@ def measure(item: str, workdir: Path, n: int, overrides: list[str], eval_args: l
     row.update(steps=state["step"], train_minutes=state.get("elapsed", 0.0) / 60, **evaluate(run_dir, n, eval_args))
     row["recipe"] = item  # training_run names the bare recipe; the row is the variant
     return row
+
+
+def cell(key: str, v: Any) -> str:
+    """A metric as the tables print it (FID and IS to 2 places, shares to 3)."""
+    return "—" if v is None else f"{v:.2f}" if key in ("fid", "is") else f"{v:.3f}"
 
 
 def run_info(module: str, argv: list[str] | None, tic: float, load_start: str, **facts: Any) -> dict[str, Any]:
@@ -109,9 +128,7 @@ def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
             out.append(f"| `{r['recipe']}` | failed: {r['error']} |")
             continue
         rss = f"{r['peak_rss_mb']:,.0f} MB" if "peak_rss_mb" in r else "—"
-        vals = [r["values"].get(k) for k, _ in COLUMNS]
-        cells = [("—" if v is None else f"{v:.2f}" if k in ("fid", "is") else f"{v:.3f}")
-                 for (k, _), v in zip(COLUMNS, vals, strict=True)]
+        cells = [cell(k, r["values"].get(k)) for k, _ in COLUMNS]
         out.append(f"| `{r['recipe']}` | {r['steps']:,} | {r['train_minutes']:.1f} | {rss} | " + " | ".join(cells)
                    + " |")
     return "\n".join(out)
