@@ -71,6 +71,13 @@ def data_key(data: Any) -> dict[str, Any]:
     return key
 
 
+def settings(section: Any) -> Any:
+    """A config section as plain values, without what only changes what the terminal shows."""
+    if not dataclasses.is_dataclass(section):
+        return section
+    return {k: v for k, v in dataclasses.asdict(section).items() if k != "progress"}
+
+
 def measure(item: str, workdir: Path, n: int, overrides: list[str], eval_args: list[str] | None = None
             ) -> dict[str, Any]:
     recipe, overrides, folder = variant(item, overrides)
@@ -79,9 +86,15 @@ def measure(item: str, workdir: Path, n: int, overrides: list[str], eval_args: l
     if not list_checkpoints(run_dir):
         row.update(training_run(run_dir, recipe, overrides))
     else:  # evaluated again; the training child's own peak RSS was kept beside the run
-        saved, wanted = read_run_config(run_dir).data, load_config(recipe, overrides).data
-        if data_key(saved) != data_key(wanted):
-            raise RuntimeError(f"{run_dir} was trained on {saved.source}, not {wanted.source}: delete it to retrain")
+        saved, wanted = read_run_config(run_dir), load_config(recipe, overrides)
+        if data_key(saved.data) != data_key(wanted.data):
+            raise RuntimeError(f"{run_dir} was trained on {saved.data.source}, not {wanted.data.source}: "
+                               "delete it to retrain")
+        for section in ("seed", "model", "train"):
+            a, b = (settings(getattr(c, section)) for c in (saved, wanted))
+            if a != b:
+                raise RuntimeError(f"{run_dir} was trained with other {section} settings than {item} has now: "
+                                   "delete it to retrain")
         row["command"] = f"(trained earlier in {run_dir})"
         rss = run_dir.parent / f"{run_dir.name}-rss.json"
         if rss.is_file():

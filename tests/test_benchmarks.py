@@ -89,6 +89,10 @@ def test_recipes_benchmark_trains_evaluates_and_writes_its_table(tmp_path):
     assert row["values"]["fid"] > 0 and 0 <= row["values"]["precision"] <= 1
     assert variant["steps"] == 20 and variant["recipe"] == "digits-gan+train.steps=20"  # its own run and row
     assert "| `digits-gan` | 30 |" in out.read_text() and "| `digits-gan+train.steps=20` | 20 |" in out.read_text()
+    again = tmp_path / "again.md"  # a kept run is never reported as a recipe it was not trained as
+    assert main(["digits-gan", "--n", "200", "--workdir", str(tmp_path / "runs"), "--set", "train.steps=31",
+                 "--out", str(again)]) == 1
+    assert "was trained with other train settings" in again.read_text()
 
 
 def _linear_macs(widths: list[int]) -> list[int]:
