@@ -2,7 +2,8 @@
 
 `python -m benchmarks.collect` after any of: `python -m benchmarks.run`, `python -m benchmarks.step_profile`,
 `python -m benchmarks.recipes`, `python -m benchmarks.versus`, `python -m benchmarks.sweep_report`,
-`python benchmarks/makemore.py ...`, `python -m benchmarks.memory_soak`, `python -m benchmarks.audio`. Each table names the command
+`python benchmarks/makemore.py ...`, `python -m benchmarks.memory_soak`, `python -m benchmarks.audio`,
+`python -m benchmarks.griffin_lim --floor ...`. Each table names the command
 and machine that produced it; this script only puts them in one file.
 """
 from __future__ import annotations
@@ -23,6 +24,8 @@ ORDER = [  # the speed tables first, then text, then memory
     "recipes-flow.md",
     "diffusion.md",
     "audio.md",
+    "audio-digits-speech.md",
+    "griffin-lim-floor.md",
     "serve.md",
     "serve-2-workers.md",
     "sweep-fashion-dcgan.md",
@@ -47,8 +50,10 @@ tables. Rebuild this file with `python -m benchmarks.collect`.
 # stays as its command wrote it).
 NOTES = {
     "audio.md": "Note: `fsdd-flow` was trained with plain `aigc train fsdd-flow --set data.source=...` before this "
-                "command evaluated it (hence no peak RSS, not measured). The table's text was rendered again from audio.json after a wording fix (the floor "
-                "row is 1,000 training clips, not all 2,700); no figure changed.",
+                "command evaluated it (hence no peak RSS, not measured); the two GANs were trained by the command. "
+                "Sampling rates are one timing each and moved by up to half between two runs of the command.",
+    "audio-digits-speech.md": "Note: `digits-speech` was trained with plain `aigc train digits-speech` before this "
+                              "command evaluated it (hence no peak RSS, not measured).",
     "perf.md": "Note: measured before issue 18, on the `fashion-dcgan` recipe of then (3,000 steps, a "
                "discriminator without batch norm, lr 2e-4). Run again, its DCGAN speed rows train the recipe "
                "with the nets its speed reference shares (`model.d_norm=none model.mbstd=0`, see "
