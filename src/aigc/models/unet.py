@@ -96,10 +96,10 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.patch > 1:
-            return F.pixel_shuffle(self.net(F.pixel_unshuffle(x, self.patch), t, y), self.patch)
-        return self.net(x, t, y)
+            return F.pixel_shuffle(self.unpatched(F.pixel_unshuffle(x, self.patch), t, y), self.patch)
+        return self.unpatched(x, t, y)
 
-    def net(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    def unpatched(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         side = x.shape[-1]
         if self.pad:
             x = F.pad(x, (0, self.pad, 0, self.pad))
