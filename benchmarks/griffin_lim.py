@@ -37,26 +37,19 @@ def vocoder_floor(source: str, n: int) -> list[dict[str, Any]]:
     from aigc.config import DataConfig
     from aigc.data import load_dataset
     from aigc.metrics import EvalRequest
-    from aigc.metrics.audio import (
-        audio_feature_net_for,
-        evaluate_audio_real,
-        evaluate_clips,
-        floor_indices,
-    )
+    from aigc.metrics.audio import evaluate_clips, floor_indices
 
     patterns = {"label_pattern": "{label}_{speaker}_{index}", "split_pattern": "index=0-4"} if source.startswith(
         "wav:") else {}
     data = load_dataset(DataConfig(source=source, sample_rate=8000, seconds=1.0, **patterns))
-    quiet = EvalRequest(n=n, echo=lambda m: None)
-    feats = audio_feature_net_for(data, echo=print)
-    plain = evaluate_audio_real(data, quiet, feats=feats)
-    idx = floor_indices(data, quiet)  # the clips the floor above measured
-    n = len(idx)
+    request = EvalRequest(n=n, echo=print)  # says only whether a digit network had to be trained first
+    idx = floor_indices(data, request)  # the training clips the floor measures
     stft = STFT(256, 64, frames=128)
-    wave = to_float(data.train["x"][idx]).reshape(n, -1)
+    wave = to_float(data.train["x"][idx]).reshape(len(idx), -1)
     back = stft.decode(stft.encode(wave), wave.shape[1], 32, generator=torch.Generator().manual_seed(0))
-    trip = evaluate_clips(back, data.train["y"][idx], data, EvalRequest(n=n, floor=False, echo=lambda m: None))
-    return [{"source": source, "what": what, "n": n, "n_real": trip["n_real"], "features": feats.name,
+    trip = evaluate_clips(back, data.train["y"][idx], data, request)  # with the floor of the same clips
+    plain, n = trip["floor"], len(idx)
+    return [{"source": source, "what": what, "n": n, "n_real": trip["n_real"], "features": trip["features"]["name"],
              **{k: r[k] for k in ("fid", "is", "precision", "recall", "coverage")},
              "label_accuracy": r.get("label_accuracy")}
             for what, r in (("as recorded", plain), ("log picture + 32 Griffin-Lim iterations", trip))]

@@ -223,7 +223,7 @@ def evaluate_clips(wave: torch.Tensor, asked: torch.Tensor | None, data: Dataset
     feats = audio_feature_net_for(data, echo=request.echo)
     test = data.split(request.split)
     real_f, _ = feats(test["x"])
-    train_f, _ = feats(data.train["x"])
+    train = feats(data.train["x"])  # every training clip's (features, logits): the copies and the floor
     fake_f, logits = feats(wave)
     n = len(wave)
     out: dict[str, Any] = {"n": n, **facts, "n_real": len(real_f),
@@ -236,10 +236,10 @@ def evaluate_clips(wave: torch.Tensor, asked: torch.Tensor | None, data: Dataset
         out["label_accuracy"] = float(hit.double().mean())
         out["per_label_accuracy"] = {names[c]: round(float(hit[asked == c].double().mean()), 4)
                                      for c in range(len(names)) if (asked == c).any()}
-    mem = memorization(fake_f, train_f, real_f)
+    mem = memorization(fake_f, train[0], real_f)
     out["copies"] = mem.copies
     if request.floor:
-        floor = evaluate_audio_real(data, request, feats=feats, real_features=real_f)
+        floor = evaluate_audio_real(data, request, feats=feats, real_features=real_f, train=train)
         out["floor"] = {key: floor[key] for key in ("fid", "kid", "is", "precision", "recall", "coverage")}
     return out
 
@@ -318,13 +318,15 @@ def floor_indices(data: Dataset, request: Any) -> torch.Tensor:
 
 
 def evaluate_audio_real(data: Dataset, request: Any, feats: AudioFeatures | None = None,
-                        real_features: torch.Tensor | None = None) -> dict[str, Any]:
+                        real_features: torch.Tensor | None = None,
+                        train: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any]:
     """The real floor: training clips measured against the test split as if they were samples
-    (`real_features`: the test split's, when the caller has them already)."""
+    (`real_features`: the test split's features, `train`: every training clip's (features, logits),
+    when the caller has them already)."""
     feats = feats or audio_feature_net_for(data, echo=request.echo)
     real_f = real_features if real_features is not None else feats(data.split(request.split)["x"])[0]
     idx = floor_indices(data, request)
-    fake_f, logits = feats(data.train["x"][idx])
+    fake_f, logits = (train[0][idx], train[1][idx]) if train is not None else feats(data.train["x"][idx])
     return {"kind": "floor", "n": len(idx), "against": f"{request.split} split ({len(real_f)} clips)",
             "features": {"name": feats.name, "test_accuracy": feats.info.get("test_accuracy")},
             **_scores(real_f, fake_f, logits)}
