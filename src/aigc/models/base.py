@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, closest
+from ..pixels import from_signed, to_signed
 
 
 @dataclass
@@ -83,6 +84,25 @@ class GenerativeModel(nn.Module):
         """What a form needs about sample options beyond their dataclass: {option: {"default": value this
         model uses when it is left out, "choices": [...]}} (e.g. a diffusion model's samplers)."""
         return {}
+
+
+class PictureNets:
+    """What a family whose networks work on images [C, H, W] in [-1, 1] (GANs, the U-Net families)
+    does with its data by default. A family over other data (aigc.models.specgan: spectrograms of
+    clips) overrides these three: how the data's shape and a batch's `x` become pictures, and how a
+    finished picture becomes a sample."""
+
+    def net_shape(self, meta: dict[str, Any]) -> list[int]:
+        """[C, H, W] of the pictures the networks draw and see."""
+        return list(meta["shape"])
+
+    def real(self, x: torch.Tensor) -> torch.Tensor:
+        """A training batch's `x` as the networks see it."""
+        return to_signed(x)
+
+    def output(self, x: torch.Tensor) -> torch.Tensor:
+        """A finished picture in [-1, 1] as a sample (images in [0, 1])."""
+        return from_signed(x)
 
 
 def ema_key(name: str) -> str:

@@ -17,10 +17,10 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..limits import MAX_WIDTH, check_sizes
-from ..pixels import from_signed, to_signed
+from ..pixels import from_signed
 from ..plugins import MODELS
 from . import samplers as S
-from .base import GenerativeModel, SampleOptions
+from .base import GenerativeModel, PictureNets, SampleOptions
 from .capabilities import Conditional, DensityLikelihood, LatentSpace, Trajectory
 from .unet import UNet
 
@@ -108,7 +108,7 @@ class UNetSampleOptions(SampleOptions):
             raise ConfigError(f"guidance {self.guidance}", f"use a weight from 0 (none) to {MAX_GUIDANCE:g}")
 
 
-class UNetFamily(GenerativeModel, Conditional, LatentSpace, Trajectory):
+class UNetFamily(PictureNets, GenerativeModel, Conditional, LatentSpace, Trajectory):
     """What diffusion and flow share: the network, labels dropped for guidance, the sampling loop.
 
     Their latent is the starting noise (one number per pixel, N(0, I)); the default samplers are
@@ -138,19 +138,6 @@ class UNetFamily(GenerativeModel, Conditional, LatentSpace, Trajectory):
 
     def ema_modules(self) -> dict[str, float]:
         return {"net": self.cfg.ema} if self.cfg.ema > 0 else {}
-
-    # The network denoises an image [C, H, W] in [-1, 1]; a family over other data (a spectrogram
-    # flow) says how its data becomes one and how a finished one becomes a sample, as for GANs.
-    def net_shape(self, meta: dict[str, Any]) -> list[int]:
-        return list(meta["shape"])
-
-    def real(self, x: torch.Tensor) -> torch.Tensor:
-        """A training batch's `x` in the network's space."""
-        return to_signed(x)
-
-    def output(self, x: torch.Tensor) -> torch.Tensor:
-        """A finished picture in [-1, 1] as a sample (images in [0, 1])."""
-        return from_signed(x)
 
     def configure_optimizers(self, train: Any) -> dict[str, torch.optim.Optimizer]:
         return {"net": torch.optim.AdamW(self.net.parameters(), lr=train.lr, betas=tuple(train.betas),
