@@ -10,6 +10,7 @@ from typing import Any
 from .errors import ConfigError, UserError, closest
 from .files import check_output_file, check_output_folder
 
+DEVICE_HELP = "where samples are drawn: cpu (default), auto (a GPU when there is one), cuda, cuda:N or mps"
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -72,9 +73,38 @@ def _train_config(args: argparse.Namespace):
     return load_config(args.spec, overrides)
 
 
+def _launch(args: argparse.Namespace) -> int:
+    """--nproc N: check the command here (one line on a mistake, before any process starts), then run
+    it again under torchrun in N processes, without --nproc and --max-restarts."""
+    from .train.distributed import launch
+
+    if not 1 <= args.nproc <= 1024:
+        raise ConfigError(f"--nproc is {args.nproc}", "use 1 to the number of processes this machine can run, e.g. 2")
+    if args.max_restarts is not None and not 0 <= args.max_restarts <= 100:
+        raise ConfigError(f"--max-restarts is {args.max_restarts}", "use 0 to 100")
+    from .train.distributed import World, check_batch
+
+    check_batch(_train_config(args).train.batch_size, World(size=args.nproc))  # before any process starts
+    rest, skip = [], False
+    for a in args.argv:
+        if skip:
+            skip = False
+        elif a in ("--nproc", "--max-restarts"):
+            skip = True
+        elif not a.startswith(("--nproc=", "--max-restarts=")):
+            rest.append(a)
+    return launch(rest, args.nproc, args.max_restarts or 0)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    import os
+
     from .train import train
 
+    if args.nproc is not None and "WORLD_SIZE" not in os.environ:
+        return _launch(args)
+    if args.max_restarts is not None and "WORLD_SIZE" not in os.environ:
+        raise ConfigError("--max-restarts needs --nproc N", "e.g. --nproc 2 --max-restarts 3 (or torchrun's own flag)")
     cfg = _train_config(args)
     if args.quiet:
         cfg.train.progress = False
@@ -94,7 +124,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         data = load_dataset(cfg.data)
         evaluator = training_evaluator(cfg, data, echo=echo)
     result = train(cfg, out, resume=args.resume, data=data, evaluator=evaluator, echo=echo)
-    if not args.quiet:
+    if not args.quiet and os.environ.get("RANK", "0") == "0":  # rank 0 speaks for a job of several
         print(f"run saved in {result.run_dir}: samples.png, curves.png, report.md, checkpoints/")
     return 128 + (result.signal or 2) if result.interrupted else 0  # 130 for Ctrl-C, 143 for SIGTERM
 
@@ -141,7 +171,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None:
         check_output_file(out)  # before loading or sampling anything
-    loaded = load(args.run_dir, args.checkpoint)
+    loaded = load(args.run_dir, args.checkpoint, device=args.device)
     modality = MODALITIES.get(loaded.modality)
     opts = loaded.sample_options(**sample_options(args))  # a bad option is refused before any work
     fmt = modality.format_for(out, args.format)
@@ -320,7 +350,7 @@ def eval_request(args: argparse.Namespace, out_dir: Path, echo: Any, name: str |
     """The EvalRequest for the flags given (checked here so a mistake costs no sampling)."""
     from .metrics import EvalRequest
 
-    req = EvalRequest(n=args.n, seed=args.seed, split=args.split, checkpoint=args.checkpoint,
+    req = EvalRequest(n=args.n, seed=args.seed, split=args.split, checkpoint=args.checkpoint, device=args.device,
                       out_dir=out_dir, name=name, intervals=args.intervals, echo=echo)
     if args.metrics:
         req.metrics = [m.strip() for m in ",".join(args.metrics).split(",") if m.strip()]
@@ -425,7 +455,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError("--token is empty", "give a secret, or leave --token out")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port is {args.port}", "use 1 to 65535 (0: any free port)")
-    models = load_models(args.run_dirs, args.checkpoint)  # a bad run is one line before anything listens
+    models = load_models(args.run_dirs, args.checkpoint, args.device)  # a bad run is one line before anything listens
     loopback = args.host in ("127.0.0.1", "localhost", "::1")
     app = create_app(models, token=args.token, workers_per_model=args.workers_per_model, queue=args.queue,
                      time_limit=args.time_limit,
@@ -479,6 +509,10 @@ def build_parser() -> Parser:
     t.add_argument("--out", help="run directory (default: runs/NAME)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    t.add_argument("--nproc", type=int, metavar="N", help="train in N processes on this machine (torchrun; "
+                   "one per GPU, or splitting the CPU cores): the same global batch, split")
+    t.add_argument("--max-restarts", type=int, metavar="K", help="with --nproc: when a process dies, restart "
+                   "the job from its last checkpoint up to K times")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
@@ -490,6 +524,7 @@ def build_parser() -> Parser:
     s.add_argument("--out", help="output file (.png grid, .npz arrays or .txt)")
     s.add_argument("--format", help="output format: png or npz for images, txt for text (default from --out's suffix)")
     s.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
+    s.add_argument("--device", default="cpu", help=DEVICE_HELP)
     s.add_argument("--no-ema", action="store_true", help="sample the raw generator instead of its EMA")
     s.add_argument("--temperature", type=float, help="text: sharpen (<1) or flatten (>1) the choices; 0 is greedy")
     s.add_argument("--top-k", type=int, help="text: choose only among the k likeliest characters")
@@ -533,6 +568,7 @@ def build_parser() -> Parser:
     v.add_argument("--time-limit", type=float, default=60.0,
                    help="seconds a request may take, waiting included; past it, 503 (default 60)")
     v.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
+    v.add_argument("--device", default="cpu", help=DEVICE_HELP)
     v.set_defaults(func=cmd_serve)
     _add_data_commands(sub)
     w = sub.add_parser("sweep", help="search hyper-parameters with Optuna; each trial is a run folder")
@@ -567,6 +603,7 @@ def build_parser() -> Parser:
     e.add_argument("--out", help="JSON output (default RUN_DIR/eval.json or runs/floor-DATASET/eval.json)")
     e.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
     e.add_argument("--seed", type=int, default=0, help="random seed for sampling and subsets")
+    e.add_argument("--device", default="cpu", help=DEVICE_HELP)
     e.add_argument("--split", default="test", choices=["test", "val"], help="held-out split to compare with")
     e.add_argument("--iwae-k", type=int, nargs="+", metavar="K",
                    help="VAEs: importance samples for the IWAE bounds (default 100; the ELBO is always k=1)")
@@ -596,7 +633,7 @@ def build_parser() -> Parser:
                                                              "(default 20; 0: none)")
     c.add_argument("--out", help="folder for compare.md, compare.json, compare.png (default runs/compare)")
     c.add_argument("--quiet", action="store_true", help="no progress notes")
-    c.set_defaults(func=cmd_compare, split="test", checkpoint="latest", inception_weights=None, iwae_k=None,
+    c.set_defaults(func=cmd_compare, split="test", checkpoint="latest", device="cpu", inception_weights=None, iwae_k=None,
                    likelihood_n=None)
     return p
 
@@ -604,10 +641,12 @@ def build_parser() -> Parser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        if not e.quiet:
+            print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -76,7 +76,8 @@ class TrainConfig:
     sample_every: int = 500           # steps between sample grids from fixed noise (0: never)
     ckpt_every: int = 1000            # steps between checkpoints (a final one is always written)
     keep_last: int = 3                # checkpoints kept on disk
-    threads: int | None = None        # torch intra-op threads; None: all cores
+    threads: int | None = None        # torch intra-op threads; None: all cores (shared by the processes of a job)
+    device: str = "cpu"               # cpu | auto (a GPU when there is one) | cuda | cuda:N | mps
     eval_every: int = 0               # steps between cheap evaluations (0: never)
     eval_n: int = 2000                # samples per cheap evaluation
     max_rollbacks: int = 3            # non-finite losses: rollbacks (lr halved) before giving up
@@ -93,6 +94,9 @@ class TrainConfig:
         _positive(self, "train", "steps", "batch_size", "log_every", "keep_last", "threads", "eval_n")
         if self.threads is not None:
             check_int(self.threads, "train.threads", 1, MAX_THREADS, ConfigError)
+        from .devices import check_device_name
+
+        check_device_name(self.device)
         check_int(self.eval_n, "train.eval_n", 1, MAX_EVAL_N, ConfigError)
         _non_negative(self, "train", "sample_every", "ckpt_every", "eval_every", "max_rollbacks",
                       "weight_decay", "warmup", "grad_clip")

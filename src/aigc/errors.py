@@ -9,6 +9,7 @@ class UserError(Exception):
     """A problem with the user's input: shown as one line, never as a traceback."""
 
     exit_code = 2
+    quiet = False  # already reported elsewhere (another process of a job): exit 2 without a second line
 
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)

@@ -5,6 +5,7 @@ run: the trainer writes what this reads; `aigc.load` is `load` below.
 """
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ import torch
 import yaml
 
 from .config import Config, family_train_defaults, from_dict, model_config, safe_yaml, upgrade
+from .devices import on_device, resolve_device, to_cpu
 from .errors import CheckpointError, ConfigError, UserError
 from .limits import (
     MAX_CONFIG_BYTES,
@@ -91,9 +93,13 @@ class Loaded:
     """
 
     def __init__(self, model: GenerativeModel, run_dir: Path, checkpoint: Path, config: Config,
-                 skipped: list[str] | None = None):
+                 skipped: list[str] | None = None, device: torch.device | str = "cpu"):
         self.model, self.run_dir, self.checkpoint, self.config = model, run_dir, checkpoint, config
         self.skipped = list(skipped or [])  # newer checkpoints that failed their check and were passed over
+        # `model` stays on the CPU (likelihoods, encoders and features take CPU tensors); sampling runs
+        # on a copy on `device` and hands back CPU tensors
+        self.device = torch.device(device)
+        self._sampler = model if self.device.type == "cpu" else copy.deepcopy(model).to(self.device)
 
     @property
     def modality(self) -> str:
@@ -119,7 +125,11 @@ class Loaded:
         """
         self.check_n(n)
         opts = self.sample_options(**options)
-        return self.model.sample(n, generator=self._generator(seed), **opts)
+        return self._sample(n, self._generator(seed), opts)
+
+    def _sample(self, n: int, generator: torch.Generator | None, opts: dict[str, Any]) -> Any:
+        with on_device(self.device):
+            return to_cpu(self._sampler.sample(n, generator=generator, **opts))
 
     def check_n(self, n: Any, fmt: str | None = None) -> int:
         """n must be a whole number from 1 to what the modality holds at once (or writes in `fmt`)."""
@@ -137,7 +147,7 @@ class Loaded:
         self.check_n(min(n, chunk))
         g = self._generator(seed)
         for start in range(0, n, chunk):
-            yield self.model.sample(min(chunk, n - start), generator=g, **opts)
+            yield self._sample(min(chunk, n - start), g, opts)
 
     @staticmethod
     def _generator(seed: int | None) -> torch.Generator | None:
@@ -160,15 +170,18 @@ class Loaded:
         return f"Loaded({self.config.model['name']}, {self.run_dir}, {self.checkpoint.name})"
 
 
-def load(run_dir: str | Path, checkpoint: str = "latest", *, warn: Callable[[str], None] | None = None) -> Loaded:
+def load(run_dir: str | Path, checkpoint: str = "latest", *, warn: Callable[[str], None] | None = None,
+         device: str = "cpu") -> Loaded:
     """Rebuild a run's model from config.yaml + data.json and its newest intact checkpoint.
 
     `checkpoint` may be "latest", "best" (marked by evaluation during training) or a name like
     "step-00001000". Only safetensors, JSON and YAML are read: nothing is unpickled. A newer
     checkpoint that fails its check is passed over with a warning (on stderr unless `warn` says
-    otherwise) and named in `Loaded.skipped`.
+    otherwise) and named in `Loaded.skipped`. `device` (cpu, auto, cuda, cuda:N, mps) is where
+    `sample` runs.
     """
     run_dir = Path(run_dir)
+    where = resolve_device(device, what="--device")
     if run_dir.is_file():
         check_safetensors(run_dir)  # refuses pickles with a reason before anything else
         raise CheckpointError(f"{run_dir} is a file", "give the run directory that holds config.yaml")
@@ -180,4 +193,4 @@ def load(run_dir: str | Path, checkpoint: str = "latest", *, warn: Callable[[str
         raise CheckpointError(f"{run_dir} has no intact checkpoint", "train it first, or resume it with --resume")
     load_checkpoint(ckpt, model)
     model.eval()
-    return Loaded(model, run_dir, ckpt, cfg, skipped)
+    return Loaded(model, run_dir, ckpt, cfg, skipped, where)

@@ -29,7 +29,7 @@ def evaluate_run(run_dir: str | Path, request: EvalRequest | None = None) -> dic
 
     request = request or EvalRequest()
     request.check()
-    loaded = load(run_dir, request.checkpoint)
+    loaded = load(run_dir, request.checkpoint, device=request.device)
     modality = MODALITIES.get(loaded.modality)
     request.refuse_unhonoured(modality.eval_options, f"{loaded.modality} runs")
     data = load_dataset(loaded.config.data)

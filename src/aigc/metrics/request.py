@@ -23,6 +23,7 @@ class EvalRequest:
     seed: int = 0
     split: str = "test"                   # the held-out split samples are compared with
     checkpoint: str = "latest"
+    device: str = "cpu"                   # where samples are drawn (cpu, auto, cuda, cuda:N, mps)
     out_dir: Path | None = None           # where figures go (closest pairs)
     name: str | None = None               # figures' file names start with it (one eval's files apart from another's)
     echo: Callable[[str], None] = print

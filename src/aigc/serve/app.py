@@ -230,8 +230,8 @@ def model_names(specs: list[str]) -> dict[str, Path]:
     return out
 
 
-def load_models(specs: list[str], checkpoint: str = "latest") -> dict[str, Loaded]:
-    return {name: load(path, checkpoint) for name, path in model_names(specs).items()}
+def load_models(specs: list[str], checkpoint: str = "latest", device: str = "cpu") -> dict[str, Loaded]:
+    return {name: load(path, checkpoint, device=device) for name, path in model_names(specs).items()}
 
 
 def create_app(models: Mapping[str, str | Path | Loaded], *, token: str | None = None, workers_per_model: int = 1,

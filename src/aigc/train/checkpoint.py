@@ -41,7 +41,7 @@ def optimizer_tensors(opts: dict[str, torch.optim.Optimizer]) -> tuple[dict[str,
         for pid, state in sd["state"].items():
             for key, value in state.items():
                 t = value if torch.is_tensor(value) else torch.tensor(value)
-                tensors[f"{name}/{pid}/{key}"] = t.detach().clone().contiguous()
+                tensors[f"{name}/{pid}/{key}"] = t.detach().cpu().clone().contiguous()
         groups[name] = sd["param_groups"]
     return tensors, groups
 
@@ -71,7 +71,8 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, opts: dict
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
-        weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        # CPU copies (a no-op for CPU tensors): a run trained on a GPU samples and resumes anywhere
+        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
             raise CheckpointError(f"refusing to save non-finite weights ({bad[0]})", "training diverged")

@@ -20,11 +20,13 @@ from tqdm import tqdm
 
 from ..config import Config
 from ..data import Dataset, load_dataset
+from ..devices import on_device, resolve_device, to_cpu
 from ..errors import ConfigError, TrainingDiverged, UserError
 from ..files import WRITE_ERRORS, atomic_write_text, make_dirs, write_failed
 from ..models.base import GenerativeModel
 from ..plugins import MODALITIES
 from ..run import build_model, read_run_config
+from . import distributed as ddp
 from .checkpoint import (
     clean_partial,
     find_checkpoint,
@@ -112,29 +114,56 @@ def compile_networks(model: torch.nn.Module) -> None:
             child.compile(dynamic=False)
 
 
+class _NoWriter(contextlib.AbstractContextManager):
+    """TensorBoard for ranks other than 0: they log nothing."""
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_scalar(self, *args, **kwargs) -> None:
+        pass
+
+
 class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, *, resume: bool = False, data: Dataset | None = None,
                  evaluator: Evaluator | None = None, echo: Callable[[str], None] = print):
         self.cfg, self.run_dir, self.echo = cfg, Path(run_dir), echo
         self.evaluator = evaluator
+        self.world = w = ddp.world_from_env()  # one process, or the ranks torchrun started
+        if not w.main:
+            self.echo = echo = lambda m: None  # rank 0 speaks for the job
+        self.device = resolve_device(cfg.train.device, w.local_rank)
+        ddp.connect(w, self.device)
+        resume = resume or w.restart > 0  # torchrun restarted the job: go on from the last checkpoint
         existed = self.run_dir.exists()
-        self.lock = RunLock(self.run_dir).acquire()  # one training per folder, before anything is touched
-        try:
+        self.lock: RunLock | None = None
+        try:  # one training per folder, before anything is touched (rank 0 holds it for the job)
+            self.lock = ddp.together(w, self.device, lambda: RunLock(self.run_dir).acquire(), run=w.main)
             self._set_up(resume, data)
         except BaseException:
-            self.lock.release()
-            if not existed:  # a refused new run leaves no folder behind
-                (self.run_dir / LOCK_NAME).unlink(missing_ok=True)
-                with contextlib.suppress(OSError):
-                    self.run_dir.rmdir()
+            if self.lock is not None:
+                self.lock.release()
+                if not existed:  # a refused new run leaves no folder behind
+                    (self.run_dir / LOCK_NAME).unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):
+                        self.run_dir.rmdir()
+            ddp.disconnect(w)
             raise
 
     def _set_up(self, resume: bool, data: Dataset | None) -> None:
-        cfg, echo = self.cfg, self.echo
-        self._check_run_dir(resume)
-        torch.set_num_threads(cfg.train.threads or os.cpu_count() or 1)
+        cfg, echo, w, dev = self.cfg, self.echo, self.world, self.device
+        ddp.together(w, dev, lambda: self._check_run_dir(resume), run=w.main)
+        # the cores are shared by the ranks on this machine (torchrun's OMP_NUM_THREADS=1 is overridden)
+        torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // w.local_size))
         torch.manual_seed(cfg.seed)
-        self.data = data or load_dataset(cfg.data)
+
+        def load() -> Dataset:
+            return data or load_dataset(cfg.data)
+
+        # one rank per machine fills the data cache first, then the others read it
+        first = ddp.together(w, dev, load, run=w.local_rank == 0)
+        later = ddp.together(w, dev, load, run=w.local_rank != 0)
+        self.data = first if w.local_rank == 0 else later
         for warning in self.data.meta.get("warnings") or []:  # what the source found (cut samples...)
             echo(f"warning: {warning}")
         self.model = build_model(cfg.model, self.data.meta)
@@ -142,25 +171,28 @@ class Trainer:
             raise ConfigError(f"model {cfg.model['name']} makes {self.model.modality} but {cfg.data.source} "
                               f"holds {self.data.modality}", "pick a model for this kind of data")
         self.modality = MODALITIES.get(self.model.modality)
-        params = next(self.model.parameters(), None)
-        self.device = params.device if params is not None else torch.device("cpu")
+        self.model.to(dev)
+        ddp.broadcast_weights(self.model, w)  # every rank starts from rank 0's weights
         if cfg.train.channels_last:  # only 4-D (conv) tensors change layout; oneDNN convs run faster in NHWC
             self.model.to(memory_format=torch.channels_last)
         self.opts = self.model.configure_optimizers(cfg.train)
         self.base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.opts.items()}
-        self.hooks = StepHooks(self.model, self.opts, cfg.train)   # schedule and clipping, every family
+        self.sync = ddp.GradSync(self.model, self.opts, w)           # ranks average gradients first,
+        self.hooks = StepHooks(self.model, self.opts, cfg.train)   # then schedule and clipping, every family
         self.ema = EMAUpdates(self.model, self.opts)                 # the averages the family names
         if cfg.train.compile:
             compile_networks(self.model)
         self.order = BatchOrder(len(self.data), cfg.train.batch_size, cfg.seed)
+        ddp.check_batch(self.order.batch, w)
         self.step, self.lr_scale, self.rollbacks, self.best = 0, 1.0, 0, None
         self.elapsed = 0.0
-        ckpt = find_checkpoint(self.run_dir, warn=echo) if resume else None
+        self.stop_agreed = False
+        ckpt = self._agreed_checkpoint() if resume else None
         if ckpt is not None:
-            self._restore(ckpt)
+            ddp.together(w, dev, lambda: self._restore(ckpt))
             self._apply_lr_scale()  # the config's train.lr wins over the rate stored in the checkpoint
             echo(f"resuming {self.run_dir} from {ckpt.name}")
-        self._write_run_files()
+        ddp.together(w, dev, self._write_run_files, run=w.main)
 
     # ------------------------------------------------------------ set-up
 
@@ -179,6 +211,20 @@ class Trainer:
                     raise ConfigError(f"--resume cannot change 'train.{key}' of {self.run_dir} "
                                       f"({getattr(saved.train, key)} -> {getattr(self.cfg.train, key)})",
                                       "resume with the same settings, or start a new run with another --out")
+
+    def _agreed_checkpoint(self) -> Path | None:
+        """The newest intact checkpoint as rank 0 finds it; every rank loads that same one."""
+        w = self.world
+
+        def find() -> int:
+            ckpt = find_checkpoint(self.run_dir, warn=self.echo)
+            return int(ckpt.name.split("-")[1]) if ckpt is not None else -1
+
+        found = ddp.together(w, self.device, find, run=w.main)
+        step = ddp.broadcast_int(w, found if found is not None else 0, self.device)
+        if step < 0:
+            return None
+        return ddp.together(w, self.device, lambda: find_checkpoint(self.run_dir, f"step-{step:08d}"))
 
     def _write_run_files(self) -> None:
         make_dirs(self.run_dir)
@@ -207,8 +253,16 @@ class Trainer:
                 "torch": torch.__version__}
 
     def save(self) -> Path:
+        """Write a checkpoint (rank 0 only: the others return the path it is written to)."""
+        if not self.world.main:
+            return self.run_dir / "checkpoints" / f"step-{self.step:08d}"
         return save_checkpoint(self.run_dir, self.step, self.model, self.opts, self._state(),
                                self.cfg.train.keep_last)
+
+    def save_checked(self) -> Path:
+        """save(), after the ranks have checked that they hold the same weights."""
+        ddp.check_same_weights(self.model, self.world, self.step)
+        return self.save()
 
     # ------------------------------------------------------------ the loop
 
@@ -219,15 +273,26 @@ class Trainer:
             raise
         except WRITE_ERRORS as e:  # a full disk or a folder that vanished: say so, keep what was saved
             raise write_failed(Path(getattr(e, "filename", None) or self.run_dir), e) from None
+        except RuntimeError as e:
+            if not self.world.active:
+                raise
+            # a collective failed: another rank died (killed, out of memory) or the network dropped
+            first = (str(e).strip().splitlines() or ["?"])[0][:200]
+            raise UserError(f"process {self.world.rank} lost the other processes of the job at step "
+                            f"{self.step} ({first})", "torchrun restarts the job from its last checkpoint when "
+                            "--max-restarts allows; else continue it with --resume") from None
         finally:
-            self.lock.release()
+            if self.lock is not None:
+                self.lock.release()
+            ddp.disconnect(self.world)
 
     def _fit(self) -> Result:
-        t = self.cfg.train
+        t, main = self.cfg.train, self.world.main
         metrics_path = self.run_dir / "metrics.jsonl"
-        self._trim_metrics(metrics_path)
-        if self.step == 0 and not list_checkpoints(self.run_dir):
-            self.save()  # a rollback point before the first update
+        if main:
+            self._trim_metrics(metrics_path)
+            if self.step == 0 and not list_checkpoints(self.run_dir):
+                self.save()  # a rollback point before the first update
         from torch.utils.tensorboard import SummaryWriter
 
         fixed = torch.Generator().manual_seed(self.cfg.seed + SAMPLE_SEED_OFFSET)
@@ -236,13 +301,13 @@ class Trainer:
         window_time, window_steps = 0.0, 0  # time in training steps only, not sampling or saving
         start_step = self.step
         self.model.train()
-        with SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None) as tb, \
-                tqdm(total=t.steps, initial=self.step, disable=None if t.progress else True, dynamic_ncols=True,
-                     file=sys.stderr, desc=self.cfg.name) as bar, \
-                _Interrupt() as interrupt, open(metrics_path, "a", encoding="utf-8") as log:
-            while self.step < t.steps and not interrupt.requested:
+        with (SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None) if main else _NoWriter()) as tb, \
+                tqdm(total=t.steps, initial=self.step, disable=None if t.progress and main else True,
+                     dynamic_ncols=True, file=sys.stderr, desc=self.cfg.name) as bar, \
+                _Interrupt() as interrupt, open(metrics_path if main else os.devnull, "a", encoding="utf-8") as log:
+            while self.step < t.steps and not self._stopping(interrupt):
                 tic = time.perf_counter()
-                logs = self.train_step()
+                logs = self.train_step(stop=interrupt.requested)
                 took = time.perf_counter() - tic
                 window_time += took
                 self.elapsed += took  # per step, so a checkpoint between log rows records its true time
@@ -267,31 +332,47 @@ class Trainer:
                     if bar.disable:
                         self.echo(f"step {self.step}/{t.steps} " + " ".join(f"{k}={v}" for k, v in shown.items()))
                     sums, counts, window_steps, window_time = {}, {}, 0, 0.0
-                if t.sample_every and self.step % t.sample_every == 0:
+                if main and t.sample_every and self.step % t.sample_every == 0:
                     self._progress_samples(fixed, tb)
-                if t.eval_every and self.evaluator and self.step % t.eval_every == 0:
+                if main and t.eval_every and self.evaluator and self.step % t.eval_every == 0:
                     self._evaluate(log, tb)
                 if t.ckpt_every and self.step % t.ckpt_every == 0 and self.step != t.steps:
-                    self.save()
+                    self.save_checked()
         ckpts = list_checkpoints(self.run_dir)
         if self.step > start_step or not ckpts or ckpts[-1].name != f"step-{self.step:08d}":
-            self.save()
-        self.finish(fixed)
+            self.save_checked()
+        if main:
+            self.finish(fixed)
         if interrupt.requested:
             name = signal.Signals(interrupt.signum).name if interrupt.signum else "a signal"
             self.echo(f"interrupted by {name} at step {self.step}; checkpoint saved. Continue with --resume")
         return Result(self.run_dir, self.step, interrupt.requested, self.elapsed, interrupt.signum)
 
-    def train_step(self) -> dict[str, torch.Tensor] | None:
+    def _stopping(self, interrupt: _Interrupt) -> bool:
+        """A signal asked to stop: this process's wish alone, or under several processes what they
+        agreed in the last step (so all stop after the same step)."""
+        return self.stop_agreed if self.world.active else interrupt.requested
+
+    def train_step(self, stop: bool = False) -> dict[str, torch.Tensor] | None:
         """The hot loop's body: this step's batch (an index slice), the model's update, a NaN check.
 
         Returns the step's detached logs, or None when a non-finite loss rolled training back.
+        Under several processes each takes its shard of the batch and its own random stream, and the
+        logs (with `stop`, a signal's wish to stop) are agreed on by all.
         """
-        idx = self.order.indices(self.step)
+        w = self.world
+        idx = ddp.shard(self.order.indices(self.step), w)
+        if w.active:
+            torch.manual_seed(ddp.step_seed(self.cfg.seed, self.step, w.rank))
         batch = {k: v[idx] for k, v in self.data.train.items()}
+        if self.device.type != "cpu":
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         self.hooks.step = self.step
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16"):
+        with on_device(self.device), \
+                torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16"):
             logs = self.model.training_step(batch, self.opts, self.step)
+        if w.active:
+            logs, self.stop_agreed = ddp.reduce_logs(logs, stop, w)
         if logs and not torch.isfinite(torch.stack([v.float() for v in logs.values()])).all():
             self._roll_back(logs)
             return None
@@ -322,9 +403,9 @@ class Trainer:
             raise TrainingDiverged(f"training diverged at step {self.step} ({bad} not finite) after "
                                    f"{self.cfg.train.max_rollbacks} rollbacks",
                                    "lower train.lr or check the data; the last good checkpoint is kept")
-        ckpt = find_checkpoint(self.run_dir, warn=self.echo)
+        ckpt = self._agreed_checkpoint()
         rollbacks, scale = self.rollbacks, self.lr_scale * 0.5
-        self._restore(ckpt)  # the checkpoint may predate earlier rollbacks: keep our own count and scale
+        ddp.together(self.world, self.device, lambda: self._restore(ckpt))  # the checkpoint may predate earlier rollbacks: keep our own count and scale
         self.rollbacks, self.lr_scale = rollbacks, scale
         self._apply_lr_scale()
         self.echo(f"warning: {bad} not finite at step {self.step + 1}; rolled back to {ckpt.name}, "
@@ -333,7 +414,8 @@ class Trainer:
     def _progress_samples(self, fixed: torch.Generator, tb) -> Path:
         state = fixed.get_state()
         self.model.eval()  # the trainer sets the mode; sampling never flips it
-        samples = self.model.sample(64, generator=fixed)
+        with on_device(self.device):
+            samples = to_cpu(self.model.sample(64, generator=fixed))
         self.model.train()
         fixed.set_state(state)  # the same noise every time, so grids show progress, not luck
         path = self.modality.save(samples, make_dirs(self.run_dir / "samples") / f"step-{self.step:08d}")
@@ -342,7 +424,8 @@ class Trainer:
 
     def _evaluate(self, log, tb) -> None:
         self.model.eval()
-        scores = self.evaluator(self.model, self.data)
+        with on_device(self.device):
+            scores = self.evaluator(self.model, self.data)
         self.model.train()
         primary = next(iter(scores))
         log.write(json.dumps({"step": self.step, **scores, "eval": primary}) + "\n")
@@ -357,7 +440,9 @@ class Trainer:
     def finish(self, fixed: torch.Generator) -> None:
         """samples.png (or .txt), curves.png and report.md."""
         self.model.eval()
-        samples_path = self.modality.save(self.model.sample(64, generator=fixed), self.run_dir / "samples")
+        with on_device(self.device):
+            samples = to_cpu(self.model.sample(64, generator=fixed))
+        samples_path = self.modality.save(samples, self.run_dir / "samples")
         plot_curves(self.run_dir, self.model.curves)
         meta = self.data.meta
         rate = [r["items_per_s"] for r in read_metrics(self.run_dir) if "items_per_s" in r]

@@ -1,0 +1,226 @@
+"""Several processes (ranks) training one model: torchrun starts them, torch.distributed connects them.
+
+What every rank does, for every family alike (docs/ARCHITECTURE.md, "More than one process"):
+
+- it takes its contiguous shard of each global batch: `train.batch_size` is the global batch, the
+  same under any number of processes, and its order stays a pure function of the step;
+- it draws its random numbers (GAN latents, diffusion times and noise, VAE samples) from a stream
+  seeded by (seed, step, rank), so ranks draw different noise and a resumed or restarted run draws
+  exactly what an uninterrupted one would, without saving any random state;
+- before each optimizer step it averages that optimizer's gradients over the ranks (one flattened
+  all-reduce per optimizer step, so a GAN's generator and discriminator are synchronised separately,
+  each at its own step); the mean of the ranks' mean-loss gradients is the gradient of the global
+  batch, so two ranks at batch b take the step one process takes at 2b (up to float rounding) for a
+  family whose step draws no noise and sees no batch statistics;
+- it averages the logged losses and agrees with the others on stopping (a signal) and on rolling
+  back (a non-finite loss on any rank), so ranks never part ways;
+- EMA copies are updated after each synchronised step, identically on every rank; batch-norm
+  statistics are per rank (each normalises its own shard; running averages are rank 0's in the
+  checkpoint), the documented difference from one process;
+- only rank 0 writes (checkpoints, logs, samples, report); at each checkpoint the ranks check that
+  they hold the same weights.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+import torch.distributed as dist
+
+from ..errors import ConfigError, UserError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    local_size: int = 1
+    restart: int = 0     # how many times torchrun restarted the job (its --max-restarts)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.size > 1
+
+
+def world_from_env() -> World:
+    """The ranks torchrun set up (RANK, WORLD_SIZE, ...), or one process."""
+    env = os.environ
+    try:
+        size = int(env.get("WORLD_SIZE", "1"))
+        rank = int(env.get("RANK", "0"))
+        local_rank = int(env.get("LOCAL_RANK", "0"))
+        local_size = int(env.get("LOCAL_WORLD_SIZE", str(size)))
+        restart = int(env.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    except ValueError as e:
+        raise ConfigError(f"torchrun's environment is not whole numbers ({e})", "start the job with torchrun") from None
+    if not 0 <= rank < size:
+        raise ConfigError(f"RANK {rank} is outside WORLD_SIZE {size}", "start the job with torchrun")
+    return World(rank, size, local_rank, max(1, local_size), restart)
+
+
+class PeerFailed(UserError):
+    """Another rank failed and said so; this rank stops quietly (that rank printed the reason)."""
+
+    quiet = True
+
+
+def connect(world: World, device: torch.device) -> None:
+    """Join the process group: gloo between CPUs, nccl between CUDA GPUs."""
+    if not world.active or dist.is_initialized():
+        return
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30), device_id=device if device.type == "cuda" else None)
+
+
+def disconnect(world: World) -> None:
+    if world.active and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def agree(world: World, ok: bool, device: torch.device) -> bool:
+    """True when every rank is ok (one all-reduce); lets a failure on one rank stop all of them."""
+    if not world.active:
+        return ok
+    flag = torch.tensor([0.0 if ok else 1.0], device=device)
+    dist.all_reduce(flag)
+    return bool(flag.item() == 0)
+
+
+def together(world: World, device: torch.device, action: Callable[[], T], *, run: bool = True) -> T | None:
+    """Run `action` where `run` is true (None elsewhere), then make every rank agree it succeeded: a
+    UserError on one rank is raised there and becomes a quiet PeerFailed on the others, not a hang."""
+    error: UserError | None = None
+    result = None
+    try:
+        if run:
+            result = action()
+    except UserError as e:
+        error = e
+    if not agree(world, error is None, device):
+        raise error or PeerFailed("another process of this job failed (its message says why)", "see that message")
+    return result
+
+
+def broadcast_int(world: World, value: int, device: torch.device) -> int:
+    """Rank 0's `value` on every rank."""
+    if not world.active:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.broadcast(t, 0)
+    return int(t.item())
+
+
+def broadcast_weights(model: torch.nn.Module, world: World) -> None:
+    """Rank 0's parameters and buffers on every rank (as DDP does when it wraps a module)."""
+    if world.active:
+        with torch.no_grad():
+            for t in model.state_dict().values():
+                dist.broadcast(t, 0)
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """The seed of rank `rank`'s random stream at `step` (distinct for every pair, under 2**63)."""
+    return ((seed * 1_000_003 + step) * 65_537 + rank) % (2 ** 63 - 1)
+
+
+def shard(indices: torch.Tensor, world: World) -> torch.Tensor:
+    """This rank's contiguous slice of a global batch's indices."""
+    if not world.active:
+        return indices
+    per = len(indices) // world.size
+    return indices[world.rank * per:(world.rank + 1) * per]
+
+
+def check_batch(batch: int, world: World) -> None:
+    if world.active and batch % world.size:
+        raise ConfigError(f"train.batch_size {batch} does not split evenly over {world.size} processes",
+                          f"use a multiple of {world.size} (the batch size is the global batch, split over the processes)")
+
+
+class GradSync:
+    """Averages each optimizer's gradients over the ranks just before it steps (a pre-step hook,
+    registered before clipping and the schedule, so those see the global gradient)."""
+
+    def __init__(self, model: torch.nn.Module, opts: dict[str, torch.optim.Optimizer], world: World):
+        self.world = world
+        self.bytes: dict[str, int] = {}   # what one all-reduce of each optimizer sends (fp32 gradients)
+        for name, opt in opts.items():
+            owned = {id(p) for g in opt.param_groups for p in g["params"]}
+            params = [p for p in model.parameters() if id(p) in owned]
+            self.bytes[name] = sum(p.numel() * 4 for p in params)
+            if world.active:
+                opt.register_step_pre_hook(self._hook(params))
+
+    def _hook(self, params: list[torch.nn.Parameter]):
+        def hook(opt, args, kwargs) -> None:
+            grads = [p.grad for p in params if p.grad is not None]
+            if not grads:
+                return
+            flat = torch.cat([g.reshape(-1).float() for g in grads])
+            dist.all_reduce(flat)
+            flat /= self.world.size
+            for g, new in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+                g.copy_(new.view_as(g))
+
+        return hook
+
+
+def reduce_logs(logs: dict[str, torch.Tensor], stop: bool, world: World) -> tuple[dict[str, torch.Tensor], bool]:
+    """The ranks' mean of each logged value (a non-finite one anywhere stays non-finite everywhere),
+    and whether any rank was asked to stop; one small all-reduce a step."""
+    keys = list(logs)
+    values = torch.stack([logs[k].float().reshape(()) for k in keys] + [torch.tensor(float(stop))])
+    dist.all_reduce(values)
+    mean = values[:-1] / world.size
+    return {k: mean[i] for i, k in enumerate(keys)}, bool(values[-1].item() > 0)
+
+
+def check_same_weights(model: torch.nn.Module, world: World, step: int) -> None:
+    """Every rank must hold the same trainable weights (a cheap digest per rank, compared on all)."""
+    if not world.active:
+        return
+    params = [p.detach() for p in model.parameters() if p.requires_grad]
+    if not params:
+        return
+    digest = torch.stack([torch.stack([p.double().sum(), p.double().square().sum()]) for p in params]).flatten()
+    gathered = [torch.empty_like(digest) for _ in range(world.size)]
+    dist.all_gather(gathered, digest)
+    if any(not torch.equal(gathered[0], g) for g in gathered[1:]):
+        raise UserError(f"the {world.size} processes hold different weights at step {step}",
+                        "a family's training step must run the same code on every process; please report this")
+
+
+def launch(argv: list[str], nproc: int, max_restarts: int = 0) -> int:
+    """`aigc train ... --nproc N`: torchrun --standalone --nproc-per-node N -m aigc train ... on this
+    machine (torchrun's own launcher, in this process); returns the job's exit status."""
+    import signal
+
+    from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    cores = os.cpu_count() or 1
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // nproc)))  # also quiets torchrun's notice
+    args = torchrun.parse_args(["--standalone", f"--nproc-per-node={nproc}", f"--max-restarts={max_restarts}",
+                                "--module", "aigc", *argv])
+    try:
+        torchrun.run(args)
+    except ChildFailedError as e:
+        codes = [f.exitcode for f in e.failures.values()] or [1]
+        code = next((c for c in codes if c == 2), codes[0])  # a user error (one line, exit 2) is the cause
+        return 128 + abs(code) if code < 0 else code  # killed by a signal: 128 + its number, like a shell
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+    return 0

@@ -1,0 +1,166 @@
+"""Several processes on the real path: `aigc train --nproc 2` starts torchrun, whose two ranks talk over
+gloo on this CPU; nothing is simulated. Also the device option, on the devices this machine has."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from .conftest import run_cli, tiny_gan
+
+FIVE_LETTER = ["abcde", "bcdea", "cdeab", "deabc", "eabcd", "fghij", "ghijf", "hijfg", "ijfgh", "jfghi",
+               "klmno", "lmnok", "mnokl", "noklm", "oklmn", "pqrst", "qrstp", "rstpq", "stpqr", "tpqrs",
+               "uvwxy", "vwxyu", "wxyuv", "xyuvw", "yuvwx", "acegi", "bdfhj", "kmoqs", "lnprt", "uwyac",
+               "vxzbd", "aeiou", "bfjnr", "cgkos", "dhlpt", "eimqu", "fjnrv", "gkosw"]
+
+
+def weights(run: Path, step: int) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "checkpoints" / f"step-{step:08d}" / "model.safetensors"))
+
+
+def model_bytes(run: Path, step: int) -> bytes:
+    return (run / "checkpoints" / f"step-{step:08d}" / "model.safetensors").read_bytes()
+
+
+def write(path: Path, cfg: dict) -> Path:
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_two_processes_take_the_step_one_process_takes_at_twice_the_batch(tmp_path):
+    """A family without noise or batch statistics (a transformer with dropout 0) on rows of equal length
+    (so each rank's mean loss weighs its tokens as the global mean does): 2 ranks x 8 == 1 process x 16,
+    up to float rounding (the order of sums differs)."""
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(FIVE_LETTER) + "\n")
+    cfg = write(tmp_path / "t.yaml", {
+        "name": "t", "data": {"source": f"lines:{names}"},
+        "model": {"name": "transformer", "layers": 1, "heads": 2, "width": 16, "dropout": 0.0},
+        "train": {"steps": 20, "batch_size": 16, "lr": 0.003, "log_every": 5, "sample_every": 0,
+                  "ckpt_every": 0, "progress": False, "threads": 1}})
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert run_cli("train", str(cfg), "--out", str(one), "--quiet").returncode == 0
+    r = run_cli("train", str(cfg), "--out", str(two), "--quiet", "--nproc", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b, start = weights(one, 20), weights(two, 20), weights(one, 0)
+    moved = max((a[k] - start[k]).abs().max().item() for k in a)
+    gap = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert moved > 0.02, moved          # training really moved the weights ...
+    assert gap < 1e-4, (gap, moved)     # ... and both runs moved them the same way
+    losses = [[yaml.safe_load(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+              for run in (one, two)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)  # the logged loss is the ranks' mean
+
+
+def test_resume_under_two_processes_is_byte_identical_and_samples_in_one(tmp_path):
+    """A GAN (noise, EMA): each rank's random stream is a function of (seed, step, rank), so a resumed
+    2-rank run repeats the uninterrupted one to the byte; its checkpoint loads in a 1-process sample."""
+    cfg = write(tmp_path / "gan.yaml", tiny_gan())
+    full, part = tmp_path / "full", tmp_path / "part"
+    r = run_cli("train", str(cfg), "--out", str(full), "--quiet", "--nproc", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert run_cli("train", str(cfg), "--out", str(part), "--quiet", "--nproc", "2", "--steps", "10").returncode == 0
+    r = run_cli("train", "--out", str(part), "--resume", "--quiet", "--nproc", "2", "--steps", "20")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert model_bytes(full, 20) == model_bytes(part, 20)
+    # one process at the same global batch draws other noise: close in kind, not the same numbers
+    single = tmp_path / "single"
+    assert run_cli("train", str(cfg), "--out", str(single), "--quiet").returncode == 0
+    assert model_bytes(single, 20) != model_bytes(full, 20)
+    out = tmp_path / "s.png"
+    r = run_cli("sample", str(full), "--n", "16", "--seed", "1", "--out", str(out))
+    assert r.returncode == 0 and out.stat().st_size > 100, r.stderr
+
+
+def _rank_pid(run_dir: Path, local_rank: int) -> int | None:
+    """The pid of the worker process with this LOCAL_RANK training into run_dir (read from /proc)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(run_dir).encode() in cmd and f"LOCAL_RANK={local_rank}".encode() in env:
+            return int(entry.name)
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank's process in /proc")
+def test_a_killed_rank_restarts_the_job_which_ends_with_the_uninterrupted_weights(tmp_path):
+    steps = 600
+    cfg = write(tmp_path / "gan.yaml", tiny_gan(g_hidden=[256, 256], d_hidden=[256, 256]) | {
+        "train": {"steps": steps, "batch_size": 64, "log_every": 50, "sample_every": 0, "ckpt_every": 100,
+                  "progress": False, "threads": 1}})
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    r = run_cli("train", str(cfg), "--out", str(clean), "--quiet", "--nproc", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    job = subprocess.Popen([sys.executable, "-m", "aigc", "train", str(cfg), "--out", str(killed), "--nproc", "2",
+                            "--max-restarts", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    first = killed / "checkpoints" / "step-00000100"
+    deadline = time.time() + 120
+    while not first.exists() and job.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    victim = _rank_pid(killed, 1)
+    assert victim is not None and not (killed / "checkpoints" / f"step-{steps:08d}").exists()
+    os.kill(victim, signal.SIGKILL)
+    out, err = job.communicate(timeout=300)
+    assert job.returncode == 0, err[-3000:]
+    assert "resuming" in out  # torchrun restarted both ranks, which went on from the last checkpoint
+    assert model_bytes(killed, steps) == model_bytes(clean, steps)
+
+
+def test_mistakes_with_several_processes_are_one_line(tmp_path):
+    cfg = write(tmp_path / "gan.yaml", tiny_gan() | {"train": {**tiny_gan()["train"], "batch_size": 33}})
+    r = run_cli("train", str(cfg), "--out", str(tmp_path / "r"), "--nproc", "2")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "multiple of 2" in r.stderr, r.stderr
+    assert not (tmp_path / "r").exists()
+    r = run_cli("train", str(cfg), "--out", str(tmp_path / "r"), "--max-restarts", "2")
+    assert r.returncode == 2 and "--nproc" in r.stderr
+    r = run_cli("train", str(cfg), "--out", str(tmp_path / "r"), "--nproc", "0")
+    assert r.returncode == 2 and "--nproc is 0" in r.stderr
+
+
+def test_devices_this_machine_lacks_are_refused_in_one_line(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    cfg = write(tmp_path / "gan.yaml", tiny_gan())
+    r = run_cli("train", str(cfg), "--out", str(tmp_path / "r"), "--set", "train.device=cuda")
+    assert r.returncode == 2 and "no usable CUDA GPU" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    r = run_cli("train", str(cfg), "--out", str(tmp_path / "r"), "--set", "train.device=gpu")
+    assert r.returncode == 2 and "auto, cpu, cuda" in r.stderr
+    r = run_cli("train", str(cfg), "--out", str(tmp_path / "r"), "--set", "train.device=auto")
+    assert r.returncode == 0, r.stderr  # auto is the CPU here
+    r = run_cli("sample", str(tmp_path / "r"), "--device", "cuda:3", "--out", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "--device" in r.stderr, r.stderr
+    r = run_cli("sample", str(tmp_path / "r"), "--device", "cpu", "--out", str(tmp_path / "x.png"))
+    assert r.returncode == 0, r.stderr
+
+
+def test_on_device_places_new_tensors_but_draws_seeded_noise_on_the_cpu():
+    """The device context the trainer and aigc.load run family code in, checked on the meta device
+    (a device every machine has): factories follow it, a CPU generator's draws are made on the CPU
+    (the same numbers as without it) and then moved."""
+    from aigc.devices import on_device, to_cpu
+
+    g = torch.Generator().manual_seed(0)
+    with on_device("meta"):
+        assert torch.zeros(3).device.type == "meta"
+        assert torch.randn(2, 2).device.type == "meta"
+        assert torch.randn(4, generator=g).device.type == "meta"
+        assert torch.zeros(2, device="cpu").device.type == "cpu"   # an explicit device wins
+    with on_device("cpu"):
+        assert torch.randn(4, generator=torch.Generator().manual_seed(0)).equal(
+            torch.randn(4, generator=torch.Generator().manual_seed(0)))
+    assert to_cpu({"a": [torch.ones(1)], "b": "x"}) == {"a": [torch.ones(1)], "b": "x"}
