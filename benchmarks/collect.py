@@ -3,7 +3,7 @@
 `python -m benchmarks.collect` after any of: `python -m benchmarks.run`, `python -m benchmarks.step_profile`,
 `python -m benchmarks.recipes`, `python -m benchmarks.versus`, `python -m benchmarks.sweep_report`,
 `python benchmarks/makemore.py ...`, `python -m benchmarks.memory_soak`, `python -m benchmarks.audio`,
-`python -m benchmarks.griffin_lim --floor ...`. Each table names the command
+`python -m benchmarks.griffin_lim --floor ...`, `python -m benchmarks.scaling`. Each table names the command
 and machine that produced it; this script only puts them in one file.
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ ORDER = [  # the speed tables first, then text, then memory
     "audio.md",
     "audio-digits-speech.md",
     "griffin-lim-floor.md",
+    "scaling.md",
     "serve.md",
     "serve-2-workers.md",
     "sweep-fashion-dcgan.md",

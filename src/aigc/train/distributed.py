@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -156,7 +157,8 @@ class GradSync:
 
     def __init__(self, model: torch.nn.Module, opts: dict[str, torch.optim.Optimizer], world: World):
         self.world = world
-        self.bytes: dict[str, int] = {}   # what one all-reduce of each optimizer sends (fp32 gradients)
+        self.bytes: dict[str, int] = {}   # what one all-reduce of each optimizer reduces (fp32 gradients)
+        self.seconds = 0.0                # time spent averaging (the trainer logs it per step and resets it)
         for name, opt in opts.items():
             owned = {id(p) for g in opt.param_groups for p in g["params"]}
             params = [p for p in model.parameters() if id(p) in owned]
@@ -169,20 +171,24 @@ class GradSync:
             grads = [p.grad for p in params if p.grad is not None]
             if not grads:
                 return
+            tic = time.perf_counter()
             flat = torch.cat([g.reshape(-1).float() for g in grads])
             dist.all_reduce(flat)
             flat /= self.world.size
             for g, new in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
                 g.copy_(new.view_as(g))
+            self.seconds += time.perf_counter() - tic
 
         return hook
 
 
-def reduce_logs(logs: dict[str, torch.Tensor], stop: bool, world: World) -> tuple[dict[str, torch.Tensor], bool]:
+def reduce_logs(logs: dict[str, torch.Tensor], stop: bool, world: World,
+                device: torch.device) -> tuple[dict[str, torch.Tensor], bool]:
     """The ranks' mean of each logged value (a non-finite one anywhere stays non-finite everywhere),
     and whether any rank was asked to stop; one small all-reduce a step."""
     keys = list(logs)
-    values = torch.stack([logs[k].float().reshape(()) for k in keys] + [torch.tensor(float(stop))])
+    values = torch.stack([logs[k].float().reshape(()).to(device) for k in keys]
+                         + [torch.tensor(float(stop), device=device)])
     dist.all_reduce(values)
     mean = values[:-1] / world.size
     return {k: mean[i] for i, k in enumerate(keys)}, bool(values[-1].item() > 0)
@@ -209,6 +215,7 @@ def launch(argv: list[str], nproc: int, max_restarts: int = 0) -> int:
     import signal
 
     from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     cores = os.cpu_count() or 1
@@ -221,6 +228,8 @@ def launch(argv: list[str], nproc: int, max_restarts: int = 0) -> int:
         codes = [f.exitcode for f in e.failures.values()] or [1]
         code = next((c for c in codes if c == 2), codes[0])  # a user error (one line, exit 2) is the cause
         return 128 + abs(code) if code < 0 else code  # killed by a signal: 128 + its number, like a shell
+    except SignalException as e:  # the launcher was signalled (Ctrl-C, kill): it passed it on to the processes
+        return 128 + int(e.sigval)
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
     return 0

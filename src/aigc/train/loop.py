@@ -322,6 +322,9 @@ class Trainer:
                     row = {"step": self.step, "time": round(self.elapsed, 3),
                            **{k: sums[k].item() / counts[k] for k in sums}, "lr": self.current_lr(),
                            "items_per_s": window_steps * self.order.batch / max(window_time, 1e-9)}
+                    if self.world.active:  # seconds a step spent averaging gradients (waits for the slowest rank included)
+                        row["sync_s"] = self.sync.seconds / max(window_steps, 1)
+                        self.sync.seconds = 0.0
                     log.write(json.dumps(row) + "\n")
                     log.flush()
                     for k, v in row.items():
@@ -372,7 +375,7 @@ class Trainer:
                 torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16"):
             logs = self.model.training_step(batch, self.opts, self.step)
         if w.active:
-            logs, self.stop_agreed = ddp.reduce_logs(logs, stop, w)
+            logs, self.stop_agreed = ddp.reduce_logs(logs, stop, w, self.device)
         if logs and not torch.isfinite(torch.stack([v.float() for v in logs.values()])).all():
             self._roll_back(logs)
             return None
