@@ -83,7 +83,13 @@ def connect(world: World, device: torch.device) -> None:
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30), device_id=device if device.type == "cuda" else None)
+    timeout = datetime.timedelta(minutes=30)
+    store, rank, size = next(dist.rendezvous("env://", timeout=timeout))
+    # torchrun's store outlives a restart with the dead round's addresses in it (seen: the restarted
+    # ranks dialled the killed rank's old port); a prefix per attempt keeps each round's keys apart
+    store = dist.PrefixStore(f"aigc/attempt-{world.restart}", store)
+    dist.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=timeout,
+                            device_id=device if device.type == "cuda" else None)
 
 
 def disconnect(world: World) -> None:

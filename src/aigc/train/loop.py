@@ -342,7 +342,8 @@ class Trainer:
                 if t.ckpt_every and self.step % t.ckpt_every == 0 and self.step != t.steps:
                     self.save_checked()
         ckpts = list_checkpoints(self.run_dir)
-        if self.step > start_step or not ckpts or ckpts[-1].name != f"step-{self.step:08d}":
+        needed = self.step > start_step or not ckpts or ckpts[-1].name != f"step-{self.step:08d}"
+        if ddp.broadcast_int(self.world, int(needed), self.device):  # rank 0's folder decides for all
             self.save_checked()
         if main:
             self.finish(fixed)
@@ -408,7 +409,8 @@ class Trainer:
                                    "lower train.lr or check the data; the last good checkpoint is kept")
         ckpt = self._agreed_checkpoint()
         rollbacks, scale = self.rollbacks, self.lr_scale * 0.5
-        ddp.together(self.world, self.device, lambda: self._restore(ckpt))  # the checkpoint may predate earlier rollbacks: keep our own count and scale
+        # the checkpoint may predate earlier rollbacks: keep our own count and scale
+        ddp.together(self.world, self.device, lambda: self._restore(ckpt))
         self.rollbacks, self.lr_scale = rollbacks, scale
         self._apply_lr_scale()
         self.echo(f"warning: {bad} not finite at step {self.step + 1}; rolled back to {ckpt.name}, "
