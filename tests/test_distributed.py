@@ -71,10 +71,6 @@ def test_resume_under_two_processes_is_byte_identical_and_samples_in_one(tmp_pat
     r = run_cli("train", "--out", str(part), "--resume", "--quiet", "--nproc", "2", "--steps", "20")
     assert r.returncode == 0, r.stderr[-2000:]
     assert model_bytes(full, 20) == model_bytes(part, 20)
-    # one process at the same global batch draws other noise: close in kind, not the same numbers
-    single = tmp_path / "single"
-    assert run_cli("train", str(cfg), "--out", str(single), "--quiet").returncode == 0
-    assert model_bytes(single, 20) != model_bytes(full, 20)
     out = tmp_path / "s.png"
     r = run_cli("sample", str(full), "--n", "16", "--seed", "1", "--out", str(out))
     assert r.returncode == 0 and out.stat().st_size > 100, r.stderr

@@ -76,14 +76,12 @@ def _train_config(args: argparse.Namespace):
 def _launch(args: argparse.Namespace) -> int:
     """--nproc N: check the command here (one line on a mistake, before any process starts), then run
     it again under torchrun in N processes, without --nproc and --max-restarts."""
-    from .train.distributed import launch
+    from .train.distributed import World, check_batch, launch
 
     if not 1 <= args.nproc <= 1024:
         raise ConfigError(f"--nproc is {args.nproc}", "use 1 to the number of processes this machine can run, e.g. 2")
     if args.max_restarts is not None and not 0 <= args.max_restarts <= 100:
         raise ConfigError(f"--max-restarts is {args.max_restarts}", "use 0 to 100")
-    from .train.distributed import World, check_batch
-
     check_batch(_train_config(args).train.batch_size, World(size=args.nproc))  # before any process starts
     rest, skip = [], False
     for a in args.argv:
