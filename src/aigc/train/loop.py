@@ -366,7 +366,7 @@ class Trainer:
         """
         w = self.world
         idx = ddp.shard(self.order.indices(self.step), w)
-        if w.active:
+        if w.active or self.device.type != "cpu":  # a GPU's RNG state is not saved: seeded by the step instead
             torch.manual_seed(ddp.step_seed(self.cfg.seed, self.step, w.rank))
         batch = {k: v[idx] for k, v in self.data.train.items()}
         if self.device.type != "cpu":
