@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,18 +47,34 @@ def test_two_processes_take_the_step_one_process_takes_at_twice_the_batch(tmp_pa
         "model": {"name": "transformer", "layers": 1, "heads": 2, "width": 16, "dropout": 0.0},
         "train": {"steps": 20, "batch_size": 16, "lr": 0.003, "log_every": 5, "sample_every": 0,
                   "ckpt_every": 0, "progress": False, "threads": 1}})
-    one, two = tmp_path / "one", tmp_path / "two"
+    one, two, nodes = tmp_path / "one", tmp_path / "two", tmp_path / "nodes"
     assert run_cli("train", str(cfg), "--out", str(one), "--quiet").returncode == 0
-    r = run_cli("train", str(cfg), "--out", str(two), "--quiet", "--nproc", "2")
+    # torchrun itself, as the README shows it
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                        "-m", "aigc", "train", str(cfg), "--out", str(two), "--quiet"],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    a, b, start = weights(one, 20), weights(two, 20), weights(one, 0)
+    # two "machines" (two torchrun agents, one process each) meeting through the c10d rendezvous
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    agent = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+             "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "nodes",
+             "-m", "aigc", "train", str(cfg), "--out", str(nodes), "--quiet"]
+    agents = [subprocess.Popen(agent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for job in agents:
+        _, err = job.communicate(timeout=300)
+        assert job.returncode == 0, err[-2000:]
+    a, start = weights(one, 20), weights(one, 0)
     moved = max((a[k] - start[k]).abs().max().item() for k in a)
-    gap = max((a[k] - b[k]).abs().max().item() for k in a)
-    assert moved > 0.02, moved          # training really moved the weights ...
-    assert gap < 1e-4, (gap, moved)     # ... and both runs moved them the same way
-    losses = [[yaml.safe_load(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-              for run in (one, two)]
-    assert losses[0] == pytest.approx(losses[1], rel=1e-5)  # the logged loss is the ranks' mean
+    assert moved > 0.02, moved              # training really moved the weights ...
+    for run in (two, nodes):
+        b = weights(run, 20)
+        gap = max((a[k] - b[k]).abs().max().item() for k in a)
+        assert gap < 1e-4, (run.name, gap, moved)  # ... and every run moved them the same way
+        losses = [[yaml.safe_load(line)["loss"] for line in (r / "metrics.jsonl").read_text().splitlines()]
+                  for r in (one, run)]
+        assert losses[0] == pytest.approx(losses[1], rel=1e-5)  # the logged loss is the ranks' mean
 
 
 def test_resume_under_two_processes_is_byte_identical_and_samples_in_one(tmp_path):
