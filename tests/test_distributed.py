@@ -159,6 +159,16 @@ def test_mistakes_with_several_processes_are_one_line(tmp_path):
     assert r.returncode == 2 and "--nproc" in r.stderr
     r = run_cli("train", str(cfg), "--out", str(tmp_path / "r"), "--nproc", "0")
     assert r.returncode == 2 and "--nproc is 0" in r.stderr
+    # a folder that holds a run: refused before any process starts ...
+    done = tmp_path / "done"
+    assert run_cli("train", write(tmp_path / "ok.yaml", tiny_gan()), "--out", str(done), "--quiet").returncode == 0
+    r = run_cli("train", str(tmp_path / "ok.yaml"), "--out", str(done), "--nproc", "2")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "already holds" in r.stderr, r.stderr
+    # ... and, started by torchrun itself, refused by rank 0 while rank 1 stops quietly instead of waiting
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                        "-m", "aigc", "train", str(tmp_path / "ok.yaml"), "--out", str(done)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and r.stderr.count("error:") == 1 and "already holds" in r.stderr, r.stderr
 
 
 def test_devices_this_machine_lacks_are_refused_in_one_line(tmp_path):

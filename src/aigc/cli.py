@@ -73,6 +73,15 @@ def _train_config(args: argparse.Namespace):
     return load_config(args.spec, overrides)
 
 
+def _run_dir(cfg: Any, args: argparse.Namespace) -> Path:
+    if args.out:
+        return Path(args.out)
+    if not RUN_NAME.match(cfg.name):
+        raise ConfigError(f"run name '{cfg.name}' is not a plain folder name",
+                          "use letters, digits, '.', '_' and '-' only, or give --out")
+    return Path("runs") / cfg.name
+
+
 def _launch(args: argparse.Namespace) -> int:
     """--nproc N: check the command here (one line on a mistake, before any process starts), then run
     it again under torchrun in N processes, without --nproc and --max-restarts."""
@@ -82,7 +91,11 @@ def _launch(args: argparse.Namespace) -> int:
         raise ConfigError(f"--nproc is {args.nproc}", "use 1 to the number of processes this machine can run, e.g. 2")
     if args.max_restarts is not None and not 0 <= args.max_restarts <= 100:
         raise ConfigError(f"--max-restarts is {args.max_restarts}", "use 0 to 100")
-    check_batch(_train_config(args).train.batch_size, World(size=args.nproc))  # before any process starts
+    from .train.loop import check_run_dir
+
+    cfg = _train_config(args)  # what the processes would refuse, refused here before any starts
+    check_batch(cfg.train.batch_size, World(size=args.nproc))
+    check_run_dir(_run_dir(cfg, args), cfg, args.resume)
     rest, skip = [], False
     for a in args.argv:
         if skip:
@@ -106,13 +119,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = _train_config(args)
     if args.quiet:
         cfg.train.progress = False
-    if args.out:
-        out = Path(args.out)
-    else:
-        if not RUN_NAME.match(cfg.name):
-            raise ConfigError(f"run name '{cfg.name}' is not a plain folder name",
-                              "use letters, digits, '.', '_' and '-' only, or give --out")
-        out = Path("runs") / cfg.name
+    out = _run_dir(cfg, args)
     echo = (lambda m: None) if args.quiet else print
     data = evaluator = None
     if cfg.train.eval_every > 0:  # the cheap in-training evaluation marks checkpoints/best.json

@@ -114,6 +114,24 @@ def compile_networks(model: torch.nn.Module) -> None:
             child.compile(dynamic=False)
 
 
+def check_run_dir(run_dir: Path, cfg: Config, resume: bool) -> None:
+    """A new run needs a folder without checkpoints; a resumed one its own data, model and step maths."""
+    if not resume and list_checkpoints(run_dir):
+        raise ConfigError(f"{run_dir} already holds a trained run",
+                          "add --resume to continue it, or choose another --out")
+    if resume and (run_dir / "config.yaml").is_file():
+        saved = read_run_config(run_dir)
+        for section in ("data", "model", "seed"):
+            if getattr(saved, section) != getattr(cfg, section):
+                raise ConfigError(f"--resume cannot change '{section}' of {run_dir}",
+                                  "resume with the same settings, or start a new run with another --out")
+        for key in ("schedule", "warmup", "min_lr", "grad_clip"):  # part of the maths of every step
+            if getattr(saved.train, key) != getattr(cfg.train, key):
+                raise ConfigError(f"--resume cannot change 'train.{key}' of {run_dir} "
+                                  f"({getattr(saved.train, key)} -> {getattr(cfg.train, key)})",
+                                  "resume with the same settings, or start a new run with another --out")
+
+
 class _NoWriter(contextlib.AbstractContextManager):
     """TensorBoard for ranks other than 0: they log nothing."""
 
@@ -152,7 +170,7 @@ class Trainer:
 
     def _set_up(self, resume: bool, data: Dataset | None) -> None:
         cfg, echo, w, dev = self.cfg, self.echo, self.world, self.device
-        ddp.together(w, dev, lambda: self._check_run_dir(resume), run=w.main)
+        ddp.together(w, dev, lambda: check_run_dir(self.run_dir, cfg, resume), run=w.main)
         # the cores are shared by the ranks on this machine (torchrun's OMP_NUM_THREADS=1 is overridden)
         torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // w.local_size))
         torch.manual_seed(cfg.seed)
@@ -195,22 +213,6 @@ class Trainer:
         ddp.together(w, dev, self._write_run_files, run=w.main)
 
     # ------------------------------------------------------------ set-up
-
-    def _check_run_dir(self, resume: bool) -> None:
-        if not resume and list_checkpoints(self.run_dir):
-            raise ConfigError(f"{self.run_dir} already holds a trained run",
-                              "add --resume to continue it, or choose another --out")
-        if resume and (self.run_dir / "config.yaml").is_file():
-            saved = read_run_config(self.run_dir)
-            for section in ("data", "model", "seed"):
-                if getattr(saved, section) != getattr(self.cfg, section):
-                    raise ConfigError(f"--resume cannot change '{section}' of {self.run_dir}",
-                                      "resume with the same settings, or start a new run with another --out")
-            for key in ("schedule", "warmup", "min_lr", "grad_clip"):  # part of the maths of every step
-                if getattr(saved.train, key) != getattr(self.cfg.train, key):
-                    raise ConfigError(f"--resume cannot change 'train.{key}' of {self.run_dir} "
-                                      f"({getattr(saved.train, key)} -> {getattr(self.cfg.train, key)})",
-                                      "resume with the same settings, or start a new run with another --out")
 
     def _agreed_checkpoint(self) -> Path | None:
         """The newest intact checkpoint as rank 0 finds it; every rank loads that same one."""
