@@ -200,6 +200,16 @@ def reduce_logs(logs: dict[str, torch.Tensor], stop: bool, world: World,
     return {k: mean[i] for i, k in enumerate(keys)}, bool(values[-1].item() > 0)
 
 
+def weight_digest(t: torch.Tensor) -> torch.Tensor:
+    """Two integers of a tensor's exact bits (its plain sum and a position-weighted sum): the same on
+    any machine for the same values, unlike a float sum, whose rounding depends on the CPU's SIMD."""
+    flat = t.detach().contiguous().flatten()
+    size = flat.element_size()
+    bits = flat.view({8: torch.int64, 4: torch.int32, 2: torch.int16, 1: torch.int8}[size]).to(torch.int64)
+    weights = torch.arange(1, len(bits) + 1, device=bits.device) % 65_521
+    return torch.stack([bits.sum(), (bits * weights).sum()])
+
+
 def check_same_weights(model: torch.nn.Module, world: World, step: int) -> None:
     """Every rank must hold the same trainable weights (a cheap digest per rank, compared on all)."""
     if not world.active:
@@ -207,7 +217,7 @@ def check_same_weights(model: torch.nn.Module, world: World, step: int) -> None:
     params = [p.detach() for p in model.parameters() if p.requires_grad]
     if not params:
         return
-    digest = torch.stack([torch.stack([p.double().sum(), p.double().square().sum()]) for p in params]).flatten()
+    digest = torch.stack([weight_digest(p) for p in params]).flatten()
     gathered = [torch.empty_like(digest) for _ in range(world.size)]
     dist.all_gather(gathered, digest)
     if any(not torch.equal(gathered[0], g) for g in gathered[1:]):
