@@ -153,11 +153,26 @@ def test_mistakes_with_several_processes_are_one_line(tmp_path):
     assert run_cli("train", write(tmp_path / "ok.yaml", tiny_gan()), "--out", str(done), "--quiet").returncode == 0
     r = run_cli("train", str(tmp_path / "ok.yaml"), "--out", str(done), "--nproc", "2")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "already holds" in r.stderr, r.stderr
-    # ... and, started by torchrun itself, refused by rank 0 while rank 1 stops quietly instead of waiting
+    # ... and, started by torchrun itself, refused by rank 0 while rank 1 stops quietly instead of waiting;
+    # torchrun's restart is refused again, not turned into a resume of the run it was told to leave alone
+    before = sorted(p.name for p in (done / "checkpoints").iterdir())
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                        "-m", "aigc", "train", str(tmp_path / "ok.yaml"), "--out", str(done)],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0 and r.stderr.count("error:") == 1 and "already holds" in r.stderr, r.stderr
+                        "--max-restarts", "1", "-m", "aigc", "train", str(tmp_path / "ok.yaml"), "--out", str(done)],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode != 0 and r.stderr.count("error:") == 2 and "already holds" in r.stderr, r.stderr
+    assert "resuming" not in r.stdout and sorted(p.name for p in (done / "checkpoints").iterdir()) == before
+
+
+def test_in_training_evaluation_runs_on_rank_0_while_the_others_wait(tmp_path):
+    """eval_every under 2 ranks: rank 0 alone holds the evaluator (Fashion-MNIST's shipped feature
+    network) and marks best.json; the other rank waits for it at the same step instead of hanging."""
+    cfg = write(tmp_path / "gan.yaml", tiny_gan() | {
+        "data": {"source": "fashion-mnist", "limit": 512},
+        "train": {**tiny_gan()["train"], "eval_every": 10, "eval_n": 200}})
+    r = run_cli("train", str(cfg), "--out", str(tmp_path / "r"), "--quiet", "--nproc", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    best = (tmp_path / "r" / "checkpoints" / "best.json").read_text()
+    assert '"metric"' in best and (tmp_path / "r" / "checkpoints" / yaml.safe_load(best)["checkpoint"]).is_dir()
 
 
 def test_devices_this_machine_lacks_are_refused_in_one_line(tmp_path):

@@ -132,7 +132,8 @@ class STFT:
         return samples // self.hop + 1
 
     def magnitude(self, wave: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(wave.float(), self.n_fft, self.hop, window=self.window, center=True, return_complex=True)
+        spec = torch.stft(wave.float(), self.n_fft, self.hop, window=self.window.to(wave.device), center=True,
+                          return_complex=True)
         return spec.abs()
 
     def encode(self, wave: torch.Tensor) -> torch.Tensor:
@@ -154,15 +155,16 @@ class STFT:
     def griffin_lim(self, mag: torch.Tensor, samples: int, iters: int = 32, momentum: float = 0.99,
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """A waveform [n, samples] whose STFT magnitude is close to `mag` [n, bins + 1, frames]."""
-        angles = torch.exp(2j * math.pi * torch.rand(mag.shape, generator=generator))
+        angles = torch.exp(2j * math.pi * torch.rand(mag.shape, generator=generator)).to(mag.device)
         rebuilt = torch.zeros_like(angles)
+        window = self.window.to(mag.device)  # a no-op on the CPU; the magnitudes' device elsewhere
         for _ in range(iters):
             previous = rebuilt
-            wave = torch.istft(mag * angles, self.n_fft, self.hop, window=self.window, center=True, length=samples)
-            rebuilt = torch.stft(wave, self.n_fft, self.hop, window=self.window, center=True, return_complex=True)
+            wave = torch.istft(mag * angles, self.n_fft, self.hop, window=window, center=True, length=samples)
+            rebuilt = torch.stft(wave, self.n_fft, self.hop, window=window, center=True, return_complex=True)
             angles = rebuilt - previous * (momentum / (1 + momentum))
             angles = angles / angles.abs().clamp_min(1e-16)
-        return torch.istft(mag * angles, self.n_fft, self.hop, window=self.window, center=True, length=samples)
+        return torch.istft(mag * angles, self.n_fft, self.hop, window=window, center=True, length=samples)
 
     def decode(self, x: torch.Tensor, samples: int, iters: int = 32,
                generator: torch.Generator | None = None) -> torch.Tensor:

@@ -122,7 +122,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = _run_dir(cfg, args)
     echo = (lambda m: None) if args.quiet else print
     data = evaluator = None
-    if cfg.train.eval_every > 0:  # the cheap in-training evaluation marks checkpoints/best.json
+    if cfg.train.eval_every > 0 and os.environ.get("RANK", "0") == "0":  # rank 0 evaluates for a job of several
+        # the cheap in-training evaluation marks checkpoints/best.json
         from .data import load_dataset
         from .metrics import training_evaluator
 

@@ -76,25 +76,46 @@ class PeerFailed(UserError):
     quiet = True
 
 
+_CONNECTED = False  # whether connect() made the process group (a caller's own group is left alone)
+_COMM_WORDS = ("gloo", "nccl", "connect", "peer", "timed out", "timeout", "store", "socket", "broken pipe")
+
+
+def communication_failed(e: BaseException) -> bool:
+    """Whether a RuntimeError is torch.distributed losing another process (gloo raises plain RuntimeError)."""
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and any(w in text for w in _COMM_WORDS)
+
+
 def connect(world: World, device: torch.device) -> None:
     """Join the process group: gloo between CPUs, nccl between CUDA GPUs."""
+    global _CONNECTED
     if not world.active or dist.is_initialized():
         return
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"several processes on device '{device}'", "use train.device=cpu or cuda with --nproc")
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
     timeout = datetime.timedelta(minutes=30)
-    store, rank, size = next(dist.rendezvous("env://", timeout=timeout))
-    # torchrun's store outlives a restart with the dead round's addresses in it (seen: the restarted
-    # ranks dialled the killed rank's old port); a prefix per attempt keeps each round's keys apart
-    store = dist.PrefixStore(f"aigc/attempt-{world.restart}", store)
-    dist.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=timeout,
-                            device_id=device if device.type == "cuda" else None)
+    try:
+        store, rank, size = next(dist.rendezvous("env://", timeout=timeout))
+        # torchrun's store outlives a restart with the dead round's addresses in it (seen: the restarted
+        # ranks dialled the killed rank's old port); a prefix per attempt keeps each round's keys apart
+        store = dist.PrefixStore(f"aigc/attempt-{world.restart}", store)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=timeout,
+                                device_id=device if device.type == "cuda" else None)
+    except (RuntimeError, ValueError) as e:
+        first = (str(e).strip().splitlines() or ["?"])[0][:200]
+        raise UserError(f"process {world.rank} could not reach the other processes of the job ({first})",
+                        "start every process with the same torchrun command and rendezvous endpoint") from None
+    _CONNECTED = True
 
 
 def disconnect(world: World) -> None:
-    if world.active and dist.is_initialized():
+    global _CONNECTED
+    if _CONNECTED and dist.is_initialized():
         dist.destroy_process_group()
+    _CONNECTED = False
 
 
 def agree(world: World, ok: bool, device: torch.device) -> bool:
@@ -166,8 +187,11 @@ class GradSync:
         self.bytes: dict[str, int] = {}   # what one all-reduce of each optimizer reduces (fp32 gradients)
         self.seconds = 0.0                # time spent averaging (the trainer logs it per step and resets it)
         for name, opt in opts.items():
-            owned = {id(p) for g in opt.param_groups for p in g["params"]}
-            params = [p for p in model.parameters() if id(p) in owned]
+            owned = [p for g in opt.param_groups for p in g["params"]]
+            # the model's own order (the same on every rank), then any the model does not register
+            in_model = {id(p) for p in model.parameters()}
+            ids = {id(p) for p in owned}
+            params = [p for p in model.parameters() if id(p) in ids] + [p for p in owned if id(p) not in in_model]
             self.bytes[name] = sum(p.numel() * 4 for p in params)
             if world.active:
                 opt.register_step_pre_hook(self._hook(params))
@@ -228,6 +252,7 @@ def check_same_weights(model: torch.nn.Module, world: World, step: int) -> None:
 def launch(argv: list[str], nproc: int, max_restarts: int = 0) -> int:
     """`aigc train ... --nproc N`: torchrun --standalone --nproc-per-node N -m aigc train ... on this
     machine (torchrun's own launcher, in this process); returns the job's exit status."""
+    import logging
     import signal
 
     from torch.distributed import run as torchrun
@@ -236,6 +261,8 @@ def launch(argv: list[str], nproc: int, max_restarts: int = 0) -> int:
 
     cores = os.cpu_count() or 1
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // nproc)))  # also quiets torchrun's notice
+    # the processes say what went wrong in one line each; torchrun's own log lines would repeat it
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     args = torchrun.parse_args(["--standalone", f"--nproc-per-node={nproc}", f"--max-restarts={max_restarts}",
                                 "--module", "aigc", *argv])
     try:

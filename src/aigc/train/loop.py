@@ -5,6 +5,7 @@ It knows a model only through the protocol in models/base.py and never branches 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import signal
@@ -39,6 +40,7 @@ from .lock import LOCK_NAME, RunLock
 from .report import parameter_facts, plot_curves, read_metrics, write_report
 from .schedule import StepHooks
 
+JOB_MARK = ".torchrun-job"  # the torchrun job training in a folder (its restarts resume, others do not)
 SAMPLE_SEED_OFFSET = 12345  # fixed noise for progress grids, independent of the training RNG
 Evaluator = Callable[[GenerativeModel, Dataset], dict[str, float]]
 
@@ -151,14 +153,19 @@ class Trainer:
         if not w.main:
             self.echo = echo = lambda m: None  # rank 0 speaks for the job
         self.device = resolve_device(cfg.train.device, w.local_rank)
+        if w.local_size > 1 and ":" in cfg.train.device:
+            raise ConfigError(f"train.device is {cfg.train.device} for {w.local_size} processes on one machine",
+                              "use train.device=cuda: process k then takes GPU k")
         ddp.connect(w, self.device)
-        resume = resume or w.restart > 0  # torchrun restarted the job: go on from the last checkpoint
         existed = self.run_dir.exists()
         self.lock: RunLock | None = None
-        try:  # one training per folder, before anything is touched (rank 0 holds it for the job)
+        try:
+            # torchrun restarted this job after it had started training here: go on from its last checkpoint
+            resume = bool(ddp.broadcast_int(w, int(resume or self._restarted()), self.device))
+            # one training per folder, before anything is touched (rank 0 holds it for the job)
             self.lock = ddp.together(w, self.device, lambda: RunLock(self.run_dir).acquire(), run=w.main)
             self._set_up(resume, data)
-        except BaseException:
+        except BaseException as e:
             if self.lock is not None:
                 self.lock.release()
                 if not existed:  # a refused new run leaves no folder behind
@@ -166,7 +173,28 @@ class Trainer:
                     with contextlib.suppress(OSError):
                         self.run_dir.rmdir()
             ddp.disconnect(w)
+            if ddp.communication_failed(e):
+                raise self._lost(e) from None
             raise
+
+    def _restarted(self) -> bool:
+        """A restart (by torchrun's --max-restarts) of a job that got past its set-up in this folder.
+
+        A first attempt that was refused (a folder holding another run) leaves no mark, so its restart
+        is refused again rather than resuming a run it was told to leave alone."""
+        job = os.environ.get("TORCHELASTIC_RUN_ID")
+        if self.world.restart == 0 or not job:
+            return False
+        try:
+            return (self.run_dir / JOB_MARK).read_text(encoding="utf-8").strip() == job
+        except OSError:
+            return False
+
+    def _lost(self, e: BaseException) -> UserError:
+        first = (str(e).strip().splitlines() or ["?"])[0][:200]
+        return UserError(f"process {self.world.rank} lost the other processes of the job at step {getattr(self, 'step', 0)} "
+                         f"({first})", "torchrun restarts the job from its last checkpoint when --max-restarts "
+                         "allows; else continue it with --resume")
 
     def _set_up(self, resume: bool, data: Dataset | None) -> None:
         cfg, echo, w, dev = self.cfg, self.echo, self.world, self.device
@@ -233,6 +261,8 @@ class Trainer:
         clean_partial(self.run_dir)  # only our own leftovers: the lock keeps other trainings out
         atomic_write_text(self.run_dir / "config.yaml", self.cfg.to_yaml())
         atomic_write_text(self.run_dir / "data.json", json.dumps(self.data.meta, indent=1, ensure_ascii=False))
+        if os.environ.get("TORCHELASTIC_RUN_ID"):  # this torchrun job trains here: its restarts resume
+            atomic_write_text(self.run_dir / JOB_MARK, os.environ["TORCHELASTIC_RUN_ID"] + "\n")
 
     def _restore(self, ckpt: Path) -> None:
         state = load_checkpoint(ckpt, self.model, self.opts)
@@ -262,9 +292,11 @@ class Trainer:
                                self.cfg.train.keep_last)
 
     def save_checked(self) -> Path:
-        """save(), after the ranks have checked that they hold the same weights."""
+        """save(), after the ranks have checked that they hold the same weights; a failure to write
+        (a full disk) stops every rank, with one message from rank 0."""
         ddp.check_same_weights(self.model, self.world, self.step)
-        return self.save()
+        ddp.together(self.world, self.device, self.save, run=self.world.main)
+        return self.run_dir / "checkpoints" / f"step-{self.step:08d}"
 
     # ------------------------------------------------------------ the loop
 
@@ -276,13 +308,10 @@ class Trainer:
         except WRITE_ERRORS as e:  # a full disk or a folder that vanished: say so, keep what was saved
             raise write_failed(Path(getattr(e, "filename", None) or self.run_dir), e) from None
         except RuntimeError as e:
-            if not self.world.active:
+            if not (self.world.active and ddp.communication_failed(e)):
                 raise
             # a collective failed: another rank died (killed, out of memory) or the network dropped
-            first = (str(e).strip().splitlines() or ["?"])[0][:200]
-            raise UserError(f"process {self.world.rank} lost the other processes of the job at step "
-                            f"{self.step} ({first})", "torchrun restarts the job from its last checkpoint when "
-                            "--max-restarts allows; else continue it with --resume") from None
+            raise self._lost(e) from None
         finally:
             if self.lock is not None:
                 self.lock.release()
@@ -293,8 +322,8 @@ class Trainer:
         metrics_path = self.run_dir / "metrics.jsonl"
         if main:
             self._trim_metrics(metrics_path)
-            if self.step == 0 and not list_checkpoints(self.run_dir):
-                self.save()  # a rollback point before the first update
+        first = main and self.step == 0 and not list_checkpoints(self.run_dir)
+        ddp.together(self.world, self.device, self.save, run=first)  # a rollback point before the first update
         from torch.utils.tensorboard import SummaryWriter
 
         fixed = torch.Generator().manual_seed(self.cfg.seed + SAMPLE_SEED_OFFSET)
@@ -337,10 +366,11 @@ class Trainer:
                     if bar.disable:
                         self.echo(f"step {self.step}/{t.steps} " + " ".join(f"{k}={v}" for k, v in shown.items()))
                     sums, counts, window_steps, window_time = {}, {}, 0, 0.0
-                if main and t.sample_every and self.step % t.sample_every == 0:
-                    self._progress_samples(fixed, tb)
-                if main and t.eval_every and self.evaluator and self.step % t.eval_every == 0:
-                    self._evaluate(log, tb)
+                if t.sample_every and self.step % t.sample_every == 0:
+                    ddp.together(self.world, self.device, lambda: self._progress_samples(fixed, tb), run=main)
+                if t.eval_every and self.step % t.eval_every == 0:  # only rank 0 holds an evaluator
+                    ddp.together(self.world, self.device, lambda: self._evaluate(log, tb),
+                                 run=main and self.evaluator is not None)
                 if t.ckpt_every and self.step % t.ckpt_every == 0 and self.step != t.steps:
                     self.save_checked()
         ckpts = list_checkpoints(self.run_dir)
@@ -431,8 +461,9 @@ class Trainer:
 
     def _evaluate(self, log, tb) -> None:
         self.model.eval()
-        with on_device(self.device):
-            scores = self.evaluator(self.model, self.data)
+        # the evaluators' feature networks and data live on the CPU: a model elsewhere is measured as a CPU copy
+        model = self.model if self.device.type == "cpu" else copy.deepcopy(self.model).cpu()
+        scores = self.evaluator(model, self.data)
         self.model.train()
         primary = next(iter(scores))
         log.write(json.dumps({"step": self.step, **scores, "eval": primary}) + "\n")
