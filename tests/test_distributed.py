@@ -115,8 +115,8 @@ def _rank_pid(run_dir: Path, local_rank: int) -> int | None:
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank's process in /proc")
 def test_a_killed_rank_restarts_the_job_which_ends_with_the_uninterrupted_weights(tmp_path):
-    steps = 600
-    cfg = write(tmp_path / "gan.yaml", tiny_gan(g_hidden=[256, 256], d_hidden=[256, 256]) | {
+    steps = 400
+    cfg = write(tmp_path / "gan.yaml", tiny_gan(g_hidden=[128, 128], d_hidden=[128, 128]) | {
         "train": {"steps": steps, "batch_size": 64, "log_every": 50, "sample_every": 0, "ckpt_every": 100,
                   "progress": False, "threads": 1}})
     clean, killed = tmp_path / "clean", tmp_path / "killed"
@@ -186,9 +186,7 @@ def test_devices_this_machine_lacks_are_refused_in_one_line(tmp_path):
     r = run_cli("train", str(cfg), "--out", str(tmp_path / "r"), "--set", "train.device=auto")
     assert r.returncode == 0, r.stderr  # auto is the CPU here
     r = run_cli("sample", str(tmp_path / "r"), "--device", "cuda:3", "--out", str(tmp_path / "x.png"))
-    assert r.returncode == 2 and "--device" in r.stderr, r.stderr
-    r = run_cli("sample", str(tmp_path / "r"), "--device", "cpu", "--out", str(tmp_path / "x.png"))
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 2 and "--device" in r.stderr and not (tmp_path / "x.png").exists(), r.stderr
 
 
 def test_on_device_places_new_tensors_but_draws_seeded_noise_on_the_cpu():
