@@ -173,7 +173,7 @@ class Trainer:
                     with contextlib.suppress(OSError):
                         self.run_dir.rmdir()
             ddp.disconnect(w)
-            if ddp.communication_failed(e):
+            if w.active and ddp.communication_failed(e):
                 raise self._lost(e) from None
             raise
 
@@ -192,8 +192,9 @@ class Trainer:
 
     def _lost(self, e: BaseException) -> UserError:
         first = (str(e).strip().splitlines() or ["?"])[0][:200]
-        return UserError(f"process {self.world.rank} lost the other processes of the job at step {getattr(self, 'step', 0)} "
-                         f"({first})", "torchrun restarts the job from its last checkpoint when --max-restarts "
+        step = getattr(self, "step", 0)
+        return UserError(f"process {self.world.rank} lost the other processes of the job at step {step} ({first})",
+                         "torchrun restarts the job from its last checkpoint when --max-restarts "
                          "allows; else continue it with --resume")
 
     def _set_up(self, resume: bool, data: Dataset | None) -> None:
