@@ -23,8 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,7 +33,9 @@ from typing import Any
 from aigc.config import load_config
 from aigc.data import load_dataset
 from aigc.run import build_model
+from aigc.train.distributed import GradSync, World
 
+from .quality import aigc_process, last_error
 from .recipes import run_info, write_rows
 from .timing import load_average, results_header
 
@@ -43,18 +45,22 @@ LINKS = {"10 GbE (1.25 GB/s)": 1.25e9, "PCIe 4 x16 (~25 GB/s)": 25e9, "NVLink 4 
 COMM_RECIPES = ["fashion-gan", "fashion-dcgan", "fashion-vae", "fashion-flow", "names-transformer", "fsdd-flow"]
 
 
-def train_once(recipe: str, steps: int, nproc: int, threads: int, out: Path) -> dict[str, Any]:
-    import shutil
-
+def train_fresh(recipe: str, out: Path, nproc: int, extra: list[str]) -> float:
+    """`aigc train RECIPE --out OUT --quiet EXTRA [--nproc N]` into an emptied folder; its wall seconds."""
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "aigc", "train", recipe, "--steps", str(steps), "--out", str(out), "--quiet",
-           "--set", f"train.threads={threads}", "--set", "train.log_every=10", "--set", "train.sample_every=0",
-           "--set", "train.ckpt_every=0"] + (["--nproc", str(nproc)] if nproc > 1 else [])
+    args = ["train", recipe, "--out", str(out), "--quiet", *extra] + (["--nproc", str(nproc)] if nproc > 1 else [])
     tic = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-    wall = time.perf_counter() - tic
-    if r.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {r.stderr[-800:]}")
+    proc = aigc_process(args, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    _, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"aigc {' '.join(args)} failed: {last_error(err, proc.returncode)}")
+    return time.perf_counter() - tic
+
+
+def train_once(recipe: str, steps: int, nproc: int, threads: int, out: Path) -> dict[str, Any]:
+    wall = train_fresh(recipe, out, nproc, ["--steps", str(steps), "--set", f"train.threads={threads}", "--set",
+                                            "train.log_every=10", "--set", "train.sample_every=0", "--set",
+                                            "train.ckpt_every=0"])
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     rows = [row for row in rows if "items_per_s" in row][1:]  # the first window holds the warm-up
     sync = [row["sync_s"] for row in rows if "sync_s" in row]
@@ -63,20 +69,13 @@ def train_once(recipe: str, steps: int, nproc: int, threads: int, out: Path) -> 
 
 
 def quality_rows(recipes: list[str], work: Path, n: int) -> list[dict[str, Any]]:
-    import shutil
-
     from .recipes import evaluate
 
     rows = []
     for recipe in recipes:
         for nproc in (1, 2):
             out = work / f"{recipe}-full-{nproc}p"
-            shutil.rmtree(out, ignore_errors=True)
-            cmd = [sys.executable, "-m", "aigc", "train", recipe, "--out", str(out), "--quiet"]
-            r = subprocess.run(cmd + (["--nproc", "2"] if nproc == 2 else []), capture_output=True, text=True,
-                               env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-            if r.returncode != 0:
-                raise SystemExit(f"{' '.join(cmd)} failed: {r.stderr[-800:]}")
+            train_fresh(recipe, out, nproc, [])
             ckpts = sorted((out / "checkpoints").glob("step-*"))
             state = json.loads((ckpts[-1] / "state.json").read_text())
             got = evaluate(out, n, ["--metrics", "fid,prdc", "--no-floor"])
@@ -100,11 +99,9 @@ def comm_rows(recipes: list[str], skipped: list[str]) -> list[dict[str, Any]]:
         model = build_model(cfg.model, data.meta)
         opts = model.configure_optimizers(cfg.train)
         n_critic = int(cfg.model.get("n_critic", 1))
-        per_step = 0.0
-        for name, opt in opts.items():
-            size = sum(p.numel() * 4 for g in opt.param_groups for p in g["params"])
-            every = n_critic if name == "g" else 1
-            per_step += size / every
+        # what the trainer's all-reduce of each optimizer carries (a GAN's G steps every n_critic steps)
+        sizes = GradSync(model, opts, World()).bytes
+        per_step = sum(size / (n_critic if name == "g" else 1) for name, size in sizes.items())
         rows.append({"recipe": recipe, "model": cfg.model["name"], "optimizers": list(opts),
                      "mb_per_step": per_step / 1e6, "batch": cfg.train.batch_size})
     return rows

@@ -246,16 +246,13 @@ class Trainer:
     def _agreed_checkpoint(self) -> Path | None:
         """The newest intact checkpoint as rank 0 finds it; every rank loads that same one."""
         w = self.world
-
-        def find() -> int:
-            ckpt = find_checkpoint(self.run_dir, warn=self.echo)
-            return int(ckpt.name.split("-")[1]) if ckpt is not None else -1
-
-        found = ddp.together(w, self.device, find, run=w.main)
-        step = ddp.broadcast_int(w, found if found is not None else 0, self.device)
+        found = ddp.together(w, self.device, lambda: find_checkpoint(self.run_dir, warn=self.echo), run=w.main)
+        step = ddp.broadcast_int(w, int(found.name.split("-")[1]) if found is not None else -1, self.device)
         if step < 0:
             return None
-        return ddp.together(w, self.device, lambda: find_checkpoint(self.run_dir, f"step-{step:08d}"))
+        # the others look up (and verify) the checkpoint rank 0 verified; rank 0 does not check it twice
+        named = ddp.together(w, self.device, lambda: find_checkpoint(self.run_dir, f"step-{step:08d}"), run=not w.main)
+        return found if w.main else named
 
     def _write_run_files(self) -> None:
         make_dirs(self.run_dir)
@@ -286,9 +283,7 @@ class Trainer:
                 "torch": torch.__version__}
 
     def save(self) -> Path:
-        """Write a checkpoint (rank 0 only: the others return the path it is written to)."""
-        if not self.world.main:
-            return self.run_dir / "checkpoints" / f"step-{self.step:08d}"
+        """Write a checkpoint (called on rank 0 only)."""
         return save_checkpoint(self.run_dir, self.step, self.model, self.opts, self._state(),
                                self.cfg.train.keep_last)
 
