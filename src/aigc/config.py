@@ -42,6 +42,12 @@ class DataConfig:
     seconds: float | None = None      # audio: clip length; longer files are cut around their loudest part
     label_pattern: str | None = None  # audio: labels from file names, e.g. "{label}_{speaker}_{index}"
     split_pattern: str | None = None  # audio: test split by a name field, e.g. "index=0-4"
+    frames: int | None = None         # video: frames a clip (default 16)
+    fps: int | None = None            # video: frames a second of generated clips (default 8; clips: the files')
+    items: int | None = None          # video, moving:SOURCE: items in each clip (default 1)
+    item_size: int | None = None      # video, moving:SOURCE: an item's side in pixels (default half the frame)
+    speed: list[float] | None = None  # video, moving:SOURCE: [lowest, highest] pixels a frame (default [1, 3])
+    clips: int | None = None          # video, moving:SOURCE: training clips generated (default 10000)
 
     def check(self) -> None:
         _positive(self, "data", "image_size", "limit", "block_size")
@@ -58,6 +64,10 @@ class DataConfig:
             from .audio import audio_settings
 
             audio_settings(self)
+        if any(v is not None for v in (self.frames, self.fps, self.items, self.item_size, self.speed, self.clips)):
+            from .data.video import video_settings
+
+            video_settings(self)
 
 
 SCHEDULES = ("constant", "cosine", "linear")
