@@ -131,7 +131,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         evaluator = training_evaluator(cfg, data, echo=echo)
     result = train(cfg, out, resume=args.resume, data=data, evaluator=evaluator, echo=echo)
     if not args.quiet and os.environ.get("RANK", "0") == "0":  # rank 0 speaks for a job of several
-        print(f"run saved in {result.run_dir}: samples.png, curves.png, report.md, checkpoints/")
+        shown = [p.name + ("/" if p.is_dir() else "") for p in sorted(Path(result.run_dir).glob("samples*"))]
+        print(f"run saved in {result.run_dir}: {', '.join(shown + ['curves.png', 'report.md', 'checkpoints/'])}")
     return 128 + (result.signal or 2) if result.interrupted else 0  # 130 for Ctrl-C, 143 for SIGTERM
 
 
@@ -421,13 +422,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _real_data(args: argparse.Namespace) -> Any:
     """--real SOURCE, loaded with the data options given beside it (audio: rate, length, name patterns)."""
+    import yaml
+
     from .config import DataConfig, from_dict
     from .data import load_dataset
 
-    fields = {"source": args.real}
+    fields: dict[str, Any] = {"source": args.real}
     for key in ("sample_rate", "seconds", "label_pattern", "split_pattern"):
         if getattr(args, key, None) is not None:
             fields[key] = getattr(args, key)
+    for item in getattr(args, "data", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--data {item} is not KEY=VALUE", "e.g. --data frames=20")
+        try:
+            fields[key.strip().removeprefix("data.")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--data {item}: the value is not YAML", "e.g. --data speed=[1,3]") from None
     cfg = from_dict(DataConfig, fields, "data")
     cfg.check()
     return load_dataset(cfg)
@@ -626,6 +637,8 @@ def build_parser() -> Parser:
     e.add_argument("--seconds", type=float, help="--real audio: clip length (default 1)")
     e.add_argument("--label-pattern", help="--real audio: labels from file names, e.g. '{label}_{speaker}_{index}'")
     e.add_argument("--split-pattern", help="--real audio: test split by a name field, e.g. index=0-4")
+    e.add_argument("--data", action="append", metavar="KEY=VALUE", default=[],
+                   help="--real: any data.* option, repeatable (video: --data frames=20 --data image_size=64)")
     e.set_defaults(func=cmd_eval)
 
     c = sub.add_parser("compare", help="several runs or sample files on one evaluator: one table, one picture")

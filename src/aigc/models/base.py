@@ -40,6 +40,7 @@ class GenerativeModel(nn.Module):
     SampleOptions: ClassVar[type[SampleOptions]] = NoSampleOptions
     curves: ClassVar[tuple[str, ...]] = ()        # logged keys besides *loss that curves.png plots
     train_defaults: ClassVar[dict[str, Any]] = {}  # train.* values this family uses unless the config sets them
+    preview_n: ClassVar[int] = 64                 # samples drawn for each progress sample and the final one
 
     def __init__(self, cfg: Any, meta: dict[str, Any]):
         super().__init__()

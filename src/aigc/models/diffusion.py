@@ -122,7 +122,7 @@ class UNetFamily(PictureNets, GenerativeModel, Conditional, LatentSpace, Traject
     def __init__(self, cfg: UNetFamilyConfig, meta: dict[str, Any]):
         super().__init__(cfg, meta)
         self.shape = self.net_shape(meta)
-        c, h, w = self.shape
+        c, h, w = self.shape[-3:]  # a picture [C, H, W], or a clip of them [T, C, H, W] (aigc.models.video)
         if h != w:
             raise ConfigError(f"{type(self).__name__} needs square images, got {h}x{w}", "set data.image_size")
         if h % cfg.patch:
@@ -133,8 +133,13 @@ class UNetFamily(PictureNets, GenerativeModel, Conditional, LatentSpace, Traject
         self.num_classes = self.conditional_classes()
         if cfg.sampler and cfg.sampler not in self.samplers:
             raise ConfigError(f"model.sampler is '{cfg.sampler}'", f"use one of {', '.join(self.samplers)}")
-        self.net = UNet(c, list(cfg.widths), blocks=cfg.blocks, attention=cfg.attention,
-                        num_classes=self.num_classes, dropout=cfg.dropout, side=h, patch=cfg.patch)
+        self.net = self.make_net(c, h)
+
+    def make_net(self, channels: int, side: int) -> torch.nn.Module:
+        """The network: (x shaped like a sample, t [n], y [n] or None) -> a tensor shaped like x."""
+        cfg = self.cfg
+        return UNet(channels, list(cfg.widths), blocks=cfg.blocks, attention=cfg.attention,
+                    num_classes=self.num_classes, dropout=cfg.dropout, side=side, patch=cfg.patch)
 
     def ema_modules(self) -> dict[str, float]:
         return {"net": self.cfg.ema} if self.cfg.ema > 0 else {}
@@ -199,8 +204,7 @@ class UNetFamily(PictureNets, GenerativeModel, Conditional, LatentSpace, Traject
 
     @property
     def latent_dim(self) -> int:
-        c, h, w = self.shape
-        return c * h * w
+        return math.prod(self.shape)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, labels: Any = None) -> torch.Tensor:

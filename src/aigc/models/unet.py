@@ -59,8 +59,10 @@ class UNet(nn.Module):
     """(x [n, C, H, W], t [n] float, y [n] int64 or None) -> a tensor shaped like x."""
 
     def __init__(self, channels: int, widths: list[int], *, blocks: int = 1, attention: bool = True,
-                 num_classes: int = 0, dropout: float = 0.0, side: int = 28, patch: int = 1):
+                 num_classes: int = 0, dropout: float = 0.0, side: int = 28, patch: int = 1,
+                 block: type[ResBlock] | None = None, mid_attention: type[nn.Module] | None = None):
         super().__init__()
+        block = block or ResBlock  # a factory (cin, cout, emb, dropout) -> a ResBlock (video: with time mixing)
         levels = len(widths)
         self.patch = patch  # p x p pixels become p*p channels of one (as in DiT): the network runs at side / p
         side, channels = side // patch, channels * patch * patch
@@ -75,18 +77,18 @@ class UNet(nn.Module):
         skips, c = [widths[0]], widths[0]
         for i, w in enumerate(widths):
             for _ in range(blocks):
-                self.down.append(ResBlock(c, w, emb, dropout))
+                self.down.append(block(c, w, emb, dropout))
                 c = w
                 skips.append(c)
             if i + 1 < levels:
                 self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
                 skips.append(c)
-        self.mid1, self.mid2 = ResBlock(c, c, emb, dropout), ResBlock(c, c, emb, dropout)
-        self.mid_attn = Attention(c) if attention else nn.Identity()
+        self.mid1, self.mid2 = block(c, c, emb, dropout), block(c, c, emb, dropout)
+        self.mid_attn = (mid_attention or Attention)(c) if attention else nn.Identity()
         self.up = nn.ModuleList()
         for i, w in reversed(list(enumerate(widths))):
             for _ in range(blocks + 1):
-                self.up.append(ResBlock(c + skips.pop(), w, emb, dropout))
+                self.up.append(block(c + skips.pop(), w, emb, dropout))
                 c = w
             if i > 0:
                 self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))

@@ -58,7 +58,7 @@ PAGE, SCRIPT = STATIC / "index.html", STATIC / "app.js"
 PUBLIC = ("/", "/app.js")  # the page itself: served without the token (a browser cannot send one to open it)
 FIGURE = re.compile(r"[\w.-]{1,100}\.png")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-FORMATS = ("png", "json", "txt", "wav")  # answer formats the service knows (a modality offers some of them)
+FORMATS = ("png", "json", "txt", "wav", "gif")  # answer formats the service knows (a modality offers some of them)
 
 
 class SampleRequest(BaseModel):
@@ -323,6 +323,7 @@ def create_app(models: Mapping[str, str | Path | Loaded], *, token: str | None =
         200: {"description": "the samples", "content": {
             "image/png": {"schema": {"type": "string", "format": "binary"}},
             "audio/wav": {"schema": {"type": "string", "format": "binary"}},
+            "image/gif": {"schema": {"type": "string", "format": "binary"}},
             "text/plain": {"schema": {"type": "string"}},
             "application/json": {"schema": {"$ref": "#/components/schemas/Samples"}}}},
         **{c: ERRORS[c] for c in (400, 401, 404, 406, 413, 422, 429, 503)}})

@@ -221,7 +221,9 @@ class Trainer:
         self.model.to(dev)
         ddp.broadcast_weights(self.model, w)  # every rank starts from rank 0's weights
         if cfg.train.channels_last:  # only 4-D (conv) tensors change layout; oneDNN convs run faster in NHWC
-            self.model.to(memory_format=torch.channels_last)
+            for t in [*self.model.parameters(), *self.model.buffers()]:
+                if t.dim() == 4:  # (Module.to refuses a model with 5-D video conv weights)
+                    t.data = t.data.contiguous(memory_format=torch.channels_last)
         self.opts = self.model.configure_optimizers(cfg.train)
         self.base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.opts.items()}
         self.sync = ddp.GradSync(self.model, self.opts, w)           # ranks average gradients first,
@@ -448,7 +450,7 @@ class Trainer:
         state = fixed.get_state()
         self.model.eval()  # the trainer sets the mode; sampling never flips it
         with on_device(self.device):
-            samples = to_cpu(self.model.sample(64, generator=fixed))
+            samples = to_cpu(self.model.sample(self.model.preview_n, generator=fixed))
         self.model.train()
         fixed.set_state(state)  # the same noise every time, so grids show progress, not luck
         path = self.modality.save(samples, make_dirs(self.run_dir / "samples") / f"step-{self.step:08d}")
@@ -475,7 +477,7 @@ class Trainer:
         """samples.png (or .txt), curves.png and report.md."""
         self.model.eval()
         with on_device(self.device):
-            samples = to_cpu(self.model.sample(64, generator=fixed))
+            samples = to_cpu(self.model.sample(self.model.preview_n, generator=fixed))
         samples_path = self.modality.save(samples, self.run_dir / "samples")
         plot_curves(self.run_dir, self.model.curves)
         meta = self.data.meta

@@ -160,10 +160,10 @@ async function generate() {
 function show(m, out) {
   const box = $("results");
   box.replaceChildren();
-  if (m.modality === "image") {
+  if (m.modality === "image" || m.modality === "video") {  // a video sample is an animated GIF: it plays by itself
     out.samples.forEach((src, i) => {
       const img = document.createElement("img");
-      img.className = "sample"; img.src = src; img.alt = `sample ${i + 1}`;
+      img.className = "sample"; img.src = src; img.alt = `${m.modality === "video" ? "clip" : "sample"} ${i + 1}`;
       box.appendChild(img);
     });
   } else if (typeof out.samples[0] === "string" && out.samples[0].startsWith("data:audio")) {
