@@ -199,3 +199,42 @@ def test_the_page_asks_for_the_token_when_the_server_needs_one(runs, browser):
     finally:
         assert s.stop() == 0
 
+
+
+def test_the_page_plays_video_clips_and_downloads_them_as_one_gif(browser, tmp_path):
+    """A video run served as a user serves it: the page shows each clip as an animated GIF."""
+    from PIL import Image
+
+    from aigc.config import load_config
+    from aigc.train import train
+
+    from .test_video import TINY
+
+    train(load_config(TINY), tmp_path / "clips", echo=lambda m: None)
+    s = ServeProcess(str(tmp_path / "clips"), "--time-limit", "600")
+    try:
+        page = browser.new_page(viewport={"width": 1200, "height": 820})
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.goto(s.url)
+        page.wait_for_selector("#model option[value=clips]", state="attached")
+        page.fill("#n", "3")
+        page.select_option("#opt-label", "4")
+        page.click("#generate")
+        page.wait_for_selector("#results img.sample")
+        imgs = page.locator("#results img.sample")
+        assert imgs.count() == 3
+        assert all(imgs.nth(i).get_attribute("src").startswith("data:image/gif;base64,") for i in range(3))
+        # the browser decoded each GIF (a broken image has natural width 0)
+        assert page.eval_on_selector_all("#results img.sample", "els => els.map(e => e.naturalWidth)") == [96] * 3
+        with page.expect_download() as dl:
+            page.click("#download")
+        saved = tmp_path / "clips.gif"
+        dl.value.save_as(saved)
+        assert dl.value.suggested_filename.endswith(".gif")
+        with Image.open(saved) as g:
+            assert g.is_animated and g.n_frames == 4  # the three clips side by side, playing together
+        assert problems == []
+        page.close()
+    finally:
+        assert s.stop() == 0
