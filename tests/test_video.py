@@ -104,6 +104,17 @@ def test_a_folder_of_gifs_becomes_labelled_windows_and_bad_files_are_listed(tmp_
     assert len(ds.test["x"]) % 2 == 0 and 0 < len(ds.test["x"]) < n
     red = ds.train["x"][ds.train["y"] == 0].float()
     assert (red[:, :, 0].mean() > 5 * red[:, :, 1].mean())  # the left class is the red one
+    split = tmp_path / "split"
+    for part, n in (("train", 3), ("test", 2)):
+        (split / part / "up").mkdir(parents=True)
+        for i in range(n):
+            _gif(split / part / "up" / f"{i}.gif", 4)
+    (split / "val" / "up").mkdir(parents=True)  # only train/ and test/ are read when both exist
+    _gif(split / "val" / "up" / "x.gif", 4)
+    (split / "train" / ".ipynb_checkpoints").mkdir()
+    _gif(split / "train" / ".ipynb_checkpoints" / "x.gif", 4)
+    ds = load_dataset(DataConfig(source=f"clips:{split}", frames=4, image_size=8))
+    assert len(ds.train["x"]) == 3 and len(ds.test["x"]) == 2 and ds.meta["class_names"] == ["up"]
     (tmp_path / "mp4s").mkdir()
     (tmp_path / "mp4s" / "a.mp4").write_bytes(b"\0" * 10)
     with pytest.raises(DataError, match="MP4/WebM are not read"):
@@ -137,6 +148,16 @@ def test_the_space_time_unet_lets_frames_see_each_other_only_through_its_tempora
         if type(m).__name__ == "TemporalConv":
             torch.nn.init.zeros_(m.conv.weight)
     assert reach(space_time) > 0  # the lowest level's attention spans frames
+    x.grad = None  # ... of its own clip only: clip 0's output never depends on clip 1
+    space_time(x, t)[0].sum().backward()
+    assert x.grad[1].abs().sum() == 0 and x.grad[0].abs().sum() > 0
+
+
+def test_the_clip_network_takes_clips_of_two_frames():
+    from aigc.metrics.video import ClipNet
+
+    f, logits, order = ClipNet(1, 3, frames=2)(torch.zeros(4, 1, 2, 32, 32))
+    assert f.shape == (4, 128) and logits.shape == (4, 3) and order.shape == (4, 2)
 
 
 def test_motion_measures_see_a_moving_square_a_frozen_one_and_an_identity_swap():
@@ -198,6 +219,10 @@ def test_a_video_flow_trains_samples_gifs_and_npz_and_is_measured_with_its_floor
     still_scores = {k: v for s in json.loads((tmp_path / "still.json").read_text())["sections"]
                     for k, v in s["values"].items()}
     assert still_scores["frozen"] == 1.0 and still_scores["displacement_w1_rel"] > 0.9
+    np.savez(tmp_path / "bad.npz", x=still, labels=np.array(["1", "2"]))  # 2 labels for 12 clips
+    r = run_cli("eval", "--samples", str(tmp_path / "bad.npz"), "--real", "moving:digits", "--data", "clips=96",
+                "--data", "image_size=16", "--data", "frames=4", "--data", "item_size=8", "--data", "speed=[1,2]")
+    assert r.returncode == 2 and "labels has shape [2] for 12 clips" in r.stderr and r.stderr.count("\n") == 1
 
     loaded = aigc.load(run)
     video = loaded.sample(2, seed=3, labels=["3"])
@@ -213,4 +238,7 @@ def test_video_mistakes_are_one_line(tmp_path):
     r = run_cli("eval", "--real", f"clips:{tmp_path / 'nowhere'}")
     assert r.returncode == 2 and "does not exist" in r.stderr and r.stderr.count("\n") == 1
     r = run_cli("eval", "--real", "moving:digits", "--data", "frmes=4")
-    assert r.returncode == 2 and "frames" in r.stderr and r.stderr.count("\n") == 1
+    assert r.returncode == 2 and "did you mean 'data.frames'" in r.stderr and r.stderr.count("\n") == 1
+    r = run_cli("train", "fashion-dcgan", "--out", str(tmp_path / "d"), "--set", "data.source=moving:digits",
+                "--set", "data.clips=20")
+    assert r.returncode == 2 and "makes image but moving:digits holds video" in r.stderr and r.stderr.count("\n") == 1

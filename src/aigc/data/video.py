@@ -68,7 +68,7 @@ def video_settings(cfg: Any) -> Layout:
         raise ConfigError(f"data.speed is {list(cfg.speed)}", "give [lowest, highest] pixels a frame, e.g. [1, 3]")
     if speed[1] > side:
         raise ConfigError(f"data.speed reaches {speed[1]:g} pixels a frame in a {side}-pixel frame",
-                          f"use at most {side // 4} pixels a frame")
+                          f"use at most {side} pixels a frame (a few, e.g. {max(1, side // 16)}-{max(2, side // 8)}, look like motion)")
     if not 1 <= clips <= MAX_CLIPS:
         raise ConfigError(f"data.clips is {clips}", f"use 1 to {MAX_CLIPS:,}")
     if not 1 <= fps <= 60:
@@ -146,14 +146,16 @@ def moving(cfg: Any, arg: str | None) -> Dataset:
         raise ConfigError(f"{lay.clips:,} clips of {lay.frames} x {lay.side}x{lay.side} would take "
                           f"{clip_bytes / 2**30:.1f} GiB", "lower data.clips, data.frames or data.image_size")
     names = list(images.meta.get("class_names") or [])
-    key = "moving-" + fingerprint(images.name, images.meta.get("source"), len(images.train["x"]),
-                                  images.train["x"][:64].sum().item(), dataclasses.asdict(lay), cfg.split_seed,
-                                  cfg.channels, cfg.crop)
+    if images.test is None and not cfg.test_fraction:
+        raise ConfigError(f"{arg} has no test split and data.test_fraction is 0",
+                          "set data.test_fraction (e.g. 0.2): test clips take items the training clips never show")
+    key = "moving-" + fingerprint(images.name, images.meta.get("source"), _content_hash(images), names,
+                                  dataclasses.asdict(lay), cfg.split_seed, cfg.test_fraction, cfg.channels, cfg.crop)
 
     def build() -> Dataset:
         tr, te = images.train, images.test
         if te is None:  # a source without a test split: hold out items (never the same item in both)
-            keep, held = random_split(len(tr["x"]), cfg.test_fraction or 0.2, cfg.split_seed)
+            keep, held = random_split(len(tr["x"]), cfg.test_fraction, cfg.split_seed)
             tr, te = {k: v[keep] for k, v in tr.items()}, {k: v[held] for k, v in tr.items()}
         if not len(te["x"]):
             raise DataError(f"{arg} has too few items for a test split", "use a larger image source")
@@ -172,6 +174,18 @@ def moving(cfg: Any, arg: str | None) -> Dataset:
     return cached(key, build)
 
 
+def _content_hash(images: Dataset) -> str:
+    """A hash of every item image and label of both splits: any change to the source makes new clips."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for part in (images.train, images.test or {}):
+        for key in ("x", "y"):
+            if key in part:
+                h.update(part[key].contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 # ---------------------------------------------------------------- a folder of the user's clips
 
 def read_gif(path: Path, side: int, channels: int) -> tuple[np.ndarray, float]:
@@ -188,7 +202,9 @@ def read_gif(path: Path, side: int, channels: int) -> tuple[np.ndarray, float]:
                 w, h = f.size
                 s = min(w, h)
                 f = f.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-                f = f.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=None)
+                # a whole-number shrink (as of the scaled-up GIFs `aigc sample` writes) averages blocks exactly
+                how = Image.Resampling.BOX if s % side == 0 else Image.Resampling.BILINEAR
+                f = f.resize((side, side), how, reducing_gap=None)
                 arr = np.asarray(f, dtype=np.uint8)
                 frames.append(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
                 if len(frames) > 10_000:
@@ -207,16 +223,18 @@ def clips(cfg: Any, arg: str | None) -> Dataset:
         raise DataError(f"clip folder {root} does not exist", "check the path after 'clips:'")
     lay = video_settings(cfg)
     channels = cfg.channels or 3
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTS)
+    split_dirs = (root / "train").is_dir() and (root / "test").is_dir()
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTS
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts)
+                   and (not split_dirs or p.relative_to(root).parts[0] in ("train", "test")))
     if not files:
         other = sorted(p.name for p in root.rglob("*") if p.suffix.lower() in OTHER_VIDEO)
         raise DataError(f"no GIF clips in {root}" + (f" (found {other[0]}: MP4/WebM are not read)" if other else ""),
                         "put animated .gif files there (ffmpeg -i clip.mp4 clip.gif converts a video)")
-    key = "clips-" + fingerprint([file_stamp(f) for f in files], dataclasses.asdict(lay), channels,
+    key = "clips-" + fingerprint([file_stamp(f) for f in files], dataclasses.asdict(lay), cfg.fps, channels,
                                  cfg.test_fraction, cfg.split_seed)
 
     def build() -> Dataset:
-        split_dirs = (root / "train").is_dir() and (root / "test").is_dir()
         base = {f: root / f.relative_to(root).parts[0] if split_dirs else root for f in files}
         folders = {f: f.relative_to(base[f]).parts[:-1] for f in files}
         labelled = all(folders.values())
@@ -239,6 +257,9 @@ def clips(cfg: Any, arg: str | None) -> Dataset:
             for s in range(0, len(frames) - lay.frames + 1, lay.frames):
                 windows.append(frames[s:s + lay.frames])
                 owner.append(i)
+            if len(windows) * windows[0].nbytes > MAX_CLIP_VALUES:
+                raise DataError(f"the clips in {root} make more than {MAX_CLIP_VALUES / 2**30:.0f} GiB of frames "
+                                f"at {lay.side}x{lay.side}", "use fewer or shorter clips, or a smaller data.image_size")
         if len(bad) > MAX_BAD_SHARE * len(files):
             raise DataError(f"{len(bad)} of {len(files)} clips in {root} are unreadable (first: {bad[0]})",
                             f"remove or repair them; up to {MAX_BAD_SHARE:.0%} are skipped automatically")
@@ -265,7 +286,7 @@ def clips(cfg: Any, arg: str | None) -> Dataset:
                                 "fps": int(round(float(np.median(rates)))) if cfg.fps is None else lay.fps,
                                 "skipped": bad + [f"{s} (fewer than data.frames)" for s in short],
                                 "files": len(files), "synthetic": False,
-                                "windows_per_file": dict(Counter(Counter(owner).values())),
+                                "windows_per_file": {str(k): v for k, v in sorted(Counter(Counter(owner).values()).items())},
                                 "n_train": len(train["x"]), "n_test": 0 if test is None else len(test["x"])}
         if names:
             meta.update(class_names=names, num_classes=len(names))

@@ -55,16 +55,18 @@ MIN_CLIP_STEPS = 200    # ... and fewest, however few the clips
 class ClipNet(nn.Module):
     """Three 3-D conv blocks (16-32-64) -> 128 features -> class logits and in-order/shuffled logits."""
 
-    def __init__(self, channels: int, num_classes: int):
+    def __init__(self, channels: int, num_classes: int, frames: int = 16):
         super().__init__()
 
         def block(cin: int, cout: int, pool: tuple[int, int, int]) -> list[nn.Module]:
             return [nn.Conv3d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm3d(cout), nn.ReLU(),
                     nn.MaxPool3d(pool)]
 
-        self.channels, self.num_classes = channels, num_classes
-        self.trunk = nn.Sequential(*block(channels, 16, (1, 2, 2)), *block(16, 32, (2, 2, 2)),
-                                   *block(32, 64, (2, 2, 2)), nn.AdaptiveAvgPool3d((2, 2, 2)), nn.Flatten(),
+        self.channels, self.num_classes, self.frames = channels, num_classes, frames
+        t2 = 2 if frames >= 2 else 1            # time halves only while there are frames to halve
+        t3 = 2 if frames // t2 >= 2 else 1
+        self.trunk = nn.Sequential(*block(channels, 16, (1, 2, 2)), *block(16, 32, (t2, 2, 2)),
+                                   *block(32, 64, (t3, 2, 2)), nn.AdaptiveAvgPool3d((2, 2, 2)), nn.Flatten(),
                                    nn.Linear(64 * 8, FEATURE_DIM), nn.ReLU())
         self.classes = nn.Linear(FEATURE_DIM, num_classes) if num_classes else None
         self.order = nn.Linear(FEATURE_DIM, 2)
@@ -119,7 +121,7 @@ def train_clip_net(data: Dataset, *, steps: int | None = None, batch_size: int =
     g = torch.Generator().manual_seed(seed)
     x, y = data.train["x"], data.train.get("y")
     k = int(data.meta.get("num_classes") or 0) if y is not None else 0
-    net = ClipNet(int(x.shape[2]), k)
+    net = ClipNet(int(x.shape[2]), k, int(x.shape[1]))
     bs = min(batch_size, len(x))
     steps = steps or min(CLIP_STEPS, max(MIN_CLIP_STEPS, math.ceil(10 * len(x) / bs)))
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=5e-4)
@@ -166,7 +168,8 @@ def clip_fingerprint(data: Dataset) -> str:
     for key in ("x", "y"):
         if key in data.train:
             h.update(data.train[key].contiguous().numpy().tobytes())
-    return fingerprint(ARCH, CLIP_STEPS, MIN_CLIP_STEPS, h.hexdigest(), list(data.meta.get("class_names") or []))
+    return fingerprint(ARCH, CLIP_STEPS, MIN_CLIP_STEPS, h.hexdigest(), list(data.train["x"].shape),
+                       list(data.meta.get("class_names") or []))
 
 
 def clip_net_for(data: Dataset, *, echo: Callable[[str], None] = print) -> ClipFeatures:
@@ -176,7 +179,7 @@ def clip_net_for(data: Dataset, *, echo: Callable[[str], None] = print) -> ClipF
     if path.is_file() and path.with_suffix(".json").is_file():
         try:
             info = json.loads(path.with_suffix(".json").read_text())
-            net = ClipNet(int(info["channels"]), int(info["num_classes"]))
+            net = ClipNet(int(info["channels"]), int(info["num_classes"]), int(info["frames"]))
             net.load_state_dict(load_file(str(path)))
             return ClipFeatures(net.eval(), info)
         except (OSError, ValueError, KeyError, RuntimeError):
@@ -184,7 +187,7 @@ def clip_net_for(data: Dataset, *, echo: Callable[[str], None] = print) -> ClipF
     echo(f"training the clip network on {data.name}'s {len(data):,} training clips (once; cached at {path})")
     feats = train_clip_net(data, echo=echo)
     feats.info.update(name=f"{ARCH}-{data.name}-{key[:8]}", channels=feats.net.channels,
-                      num_classes=feats.net.num_classes, data_fingerprint=key)
+                      num_classes=feats.net.num_classes, frames=feats.net.frames, data_fingerprint=key)
     echo(f"clip network {feats.info['name']}: held-out in-order/shuffled accuracy "
          f"{feats.info.get('test_order_accuracy')}, class accuracy {feats.info.get('test_accuracy')}")
     try:
@@ -284,6 +287,10 @@ class Reference:
 
 def reference(data: Dataset, request: Any) -> Reference:
     test = data.split(request.split)
+    if len(test["x"]) < 2 or len(data.train["x"]) < 2:
+        raise DataError(f"{data.meta.get('source', data.name)} has {len(data.train['x'])} training and "
+                        f"{len(test['x'])} {request.split} clips; measuring needs at least 2 of each",
+                        "raise data.clips, or add clips to the folder")
     frame_net = frame_net_for(data, request.echo)
     clip_net = clip_net_for(data, echo=request.echo)
     ff, flog = _frame_feats(frame_net, test["x"])
@@ -346,7 +353,13 @@ def floor_clips(data: Dataset, n: int, seed: int) -> torch.Tensor:
     return torch.randperm(len(data.train["x"]), generator=torch.Generator().manual_seed(seed))[:n]
 
 
+def _check_n(n: int) -> None:
+    if n < 2:
+        raise ConfigError(f"--n is {n}", "measure at least 2 clips (a Frechet distance needs a spread)")
+
+
 def evaluate_video_real(data: Dataset, request: Any, ref: Reference | None = None) -> dict[str, Any]:
+    _check_n(request.n_or(EVAL_N))
     tic = time.perf_counter()
     ref = ref or reference(data, request)
     idx = floor_clips(data, request.n_or(EVAL_N), request.seed)
@@ -371,6 +384,7 @@ def evaluate_clips(clips: torch.Tensor, asked: torch.Tensor | None, data: Datase
 
 def evaluate_video_run(loaded: Any, data: Dataset, request: Any) -> dict[str, Any]:
     n = request.n_or(EVAL_N)
+    _check_n(n)
     k = len(loaded.class_names) if getattr(loaded.model, "num_classes", 0) else 0
     request.echo(f"sampling {n} clips ...")
     video = loaded.sample(n, seed=request.seed, **({"labels": list(range(k))} if k else {}))
@@ -385,7 +399,7 @@ def read_video_samples(path: Path, data: Dataset, n: int | None) -> tuple[torch.
     import re
 
     from ..data.video import read_gif
-    from ..modalities.video import _safe
+    from ..modalities.video import safe_name
 
     t, c, h, w = data.meta["shape"]
     names = list(data.meta.get("class_names") or [])
@@ -394,11 +408,15 @@ def read_video_samples(path: Path, data: Dataset, n: int | None) -> tuple[torch.
         try:
             with np.load(path, allow_pickle=False) as z:
                 x = z["x"]
-                labels = [str(v) for v in z["labels"]] if "labels" in z else None
+                labels = z["labels"] if "labels" in z else None
         except Exception as e:  # a corrupt archive, a missing `x`, or object arrays (never unpickled)
             raise DataError(f"{path} is not an npz of clips ({type(e).__name__}: {str(e)[:100]})", fix) from None
         if x.ndim != 5 or x.dtype != np.uint8:
             raise DataError(f"{path}: x is {x.dtype} {list(x.shape)}", fix)
+        if labels is not None and (labels.ndim != 1 or len(labels) != len(x)):
+            raise DataError(f"{path}: labels has shape {list(labels.shape)} for {len(x)} clips",
+                            "store one class name per clip, or no labels")
+        labels = None if labels is None else [str(v) for v in labels]
         clips = torch.from_numpy(x).permute(0, 1, 4, 2, 3).contiguous()
     elif path.is_dir():
         files = sorted(path.glob("*.gif"))
@@ -411,7 +429,7 @@ def read_video_samples(path: Path, data: Dataset, n: int | None) -> tuple[torch.
         clips = torch.stack([torch.from_numpy(x[:t]) for x in read])
         named = [re.fullmatch(r"\d+-(.+)", f.stem) for f in files]
         labels = [m.group(1) for m in named] if all(named) else None
-        safe = {_safe(s): s for s in names}
+        safe = {safe_name(s): s for s in names}
         labels = None if labels is None else [safe.get(lb, lb) for lb in labels]
     else:
         raise DataError(f"{path} is neither an .npz of clips nor a folder of GIFs",

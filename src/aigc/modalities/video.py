@@ -110,7 +110,7 @@ class VideoModality(Modality):
             return atomic_write(path.with_suffix(".npz"), write)
         folder = make_dirs(path.with_suffix("") if path.suffix.lower() == ".gif" else path)
         for i, clip in enumerate(clips):
-            stem = f"{i:03d}" + (f"-{_safe(samples.labels[i])}" if samples.labels else "")
+            stem = f"{i:03d}" + (f"-{safe_name(samples.labels[i])}" if samples.labels else "")
             data = gif_bytes(clip, samples.fps)
             atomic_write(folder / f"{stem}.gif", lambda p, d=data: p.write_bytes(d))
         atomic_write(folder / "filmstrip.png", lambda p: filmstrip(clips, samples.labels).save(p, "PNG"))
@@ -160,7 +160,7 @@ class VideoModality(Modality):
         return evaluate_video_samples(path, data, request)
 
 
-def _safe(label: str) -> str:
+def safe_name(label: str) -> str:
     """A class name as part of a file name ('T-shirt/top' -> 'T-shirt-top')."""
     import re
 

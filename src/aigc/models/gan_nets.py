@@ -31,8 +31,8 @@ class Projection(nn.Module):
 
     def __init__(self, features: int, num_classes: int, sn: bool):
         super().__init__()
-        self.linear = _sn(nn.Linear(features, 1), sn)
-        self.embed = _sn(nn.Embedding(num_classes, features), sn) if num_classes else None
+        self.linear = spectral_if(nn.Linear(features, 1), sn)
+        self.embed = spectral_if(nn.Embedding(num_classes, features), sn) if num_classes else None
 
     def forward(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         out = self.linear(h).squeeze(1)
@@ -41,7 +41,7 @@ class Projection(nn.Module):
         return out
 
 
-def _sn(m: nn.Module, on: bool) -> nn.Module:
+def spectral_if(m: nn.Module, on: bool) -> nn.Module:
     return spectral_norm(m) if on else m
 
 
@@ -73,7 +73,7 @@ class MLPDiscriminator(nn.Module):
         super().__init__()
         layers, width = [nn.Flatten()], math.prod(shape)
         for h in hidden:
-            layers += [_sn(nn.Linear(width, h), sn), _act(act)]
+            layers += [spectral_if(nn.Linear(width, h), sn), _act(act)]
             width = h
         self.features = nn.Sequential(*layers)
         self.head = Projection(width, num_classes, sn)
@@ -153,7 +153,7 @@ class DCDiscriminator(nn.Module):
         out = ch
         while side > 4:
             kernel = 4 if side % 2 == 0 else 3
-            layers.append(_sn(nn.Conv2d(width, out, kernel, 2, 1, bias=norm != "batch" or not layers), sn))
+            layers.append(spectral_if(nn.Conv2d(width, out, kernel, 2, 1, bias=norm != "batch" or not layers), sn))
             if norm == "batch" and len(layers) > 1:
                 layers.append(nn.BatchNorm2d(out))
             layers.append(nn.LeakyReLU(0.2))
@@ -161,7 +161,7 @@ class DCDiscriminator(nn.Module):
             side = (side + 2 - kernel) // 2 + 1
         if mbstd:
             layers.append(MinibatchStdDev(mbstd))
-            layers += [_sn(nn.Conv2d(width + 1, width, 3, 1, 1), sn), nn.LeakyReLU(0.2)]
+            layers += [spectral_if(nn.Conv2d(width + 1, width, 3, 1, 1), sn), nn.LeakyReLU(0.2)]
         layers.append(nn.Flatten())
         self.features = nn.Sequential(*layers)
         self.head = Projection(width * side * side, num_classes, sn)

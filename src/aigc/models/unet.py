@@ -20,16 +20,16 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
 
 
-def _groups(c: int) -> int:
+def norm_groups(c: int) -> int:
     return math.gcd(c, 8) or 1
 
 
 class ResBlock(nn.Module):
     def __init__(self, cin: int, cout: int, emb: int, dropout: float):
         super().__init__()
-        self.norm1, self.conv1 = nn.GroupNorm(_groups(cin), cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm1, self.conv1 = nn.GroupNorm(norm_groups(cin), cin), nn.Conv2d(cin, cout, 3, padding=1)
         self.emb = nn.Linear(emb, cout)
-        self.norm2, self.conv2 = nn.GroupNorm(_groups(cout), cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.norm2, self.conv2 = nn.GroupNorm(norm_groups(cout), cout), nn.Conv2d(cout, cout, 3, padding=1)
         self.drop = nn.Dropout(dropout)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
@@ -45,7 +45,7 @@ class Attention(nn.Module):
 
     def __init__(self, c: int, heads: int = 4):
         super().__init__()
-        self.norm = nn.GroupNorm(_groups(c), c)
+        self.norm = nn.GroupNorm(norm_groups(c), c)
         self.attn = nn.MultiheadAttention(c, heads if c % heads == 0 else 1, batch_first=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,7 +92,7 @@ class UNet(nn.Module):
                 c = w
             if i > 0:
                 self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
-        self.out = nn.Sequential(nn.GroupNorm(_groups(c), c), nn.SiLU(), nn.Conv2d(c, channels, 3, padding=1))
+        self.out = nn.Sequential(nn.GroupNorm(norm_groups(c), c), nn.SiLU(), nn.Conv2d(c, channels, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 

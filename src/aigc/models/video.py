@@ -24,8 +24,8 @@ from ..errors import ConfigError
 from ..plugins import MODELS
 from .diffusion import FlowConfig, FlowMatching
 from .gan import DCGAN, DCGANConfig
-from .gan_nets import DCDiscriminator, DCGenerator, Projection, _sn
-from .unet import Attention, ResBlock, UNet, _groups
+from .gan_nets import DCDiscriminator, DCGenerator, Projection, spectral_if
+from .unet import Attention, ResBlock, UNet, norm_groups
 
 
 class TemporalConv(nn.Module):
@@ -34,7 +34,7 @@ class TemporalConv(nn.Module):
     def __init__(self, c: int, frames: int):
         super().__init__()
         self.frames = frames
-        self.norm = nn.GroupNorm(_groups(c), c)
+        self.norm = nn.GroupNorm(norm_groups(c), c)
         self.conv = nn.Conv1d(c, c, 3, padding=1)
         nn.init.zeros_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
@@ -191,7 +191,7 @@ class ClipDiscriminator(nn.Module):
         layers, width, out, frames, side = [], c, ch, t, h
         while side > 4:
             kt = 4 if frames >= 4 else 1  # time halves while there are frames to halve
-            layers += [_sn(nn.Conv3d(width, out, (kt, 4, 4), (2 if kt > 1 else 1, 2, 2), (1 if kt > 1 else 0, 1, 1)), sn),
+            layers += [spectral_if(nn.Conv3d(width, out, (kt, 4, 4), (2 if kt > 1 else 1, 2, 2), (1 if kt > 1 else 0, 1, 1)), sn),
                        nn.LeakyReLU(0.2)]
             frames, side, width, out = (frames // 2 if kt > 1 else frames), side // 2, out, out * 2
         layers += [nn.AdaptiveAvgPool3d((1, 4, 4)), nn.Flatten()]

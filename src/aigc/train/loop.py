@@ -25,7 +25,7 @@ from ..devices import on_device, resolve_device, to_cpu
 from ..errors import ConfigError, TrainingDiverged, UserError
 from ..files import WRITE_ERRORS, atomic_write_text, make_dirs, write_failed
 from ..models.base import GenerativeModel
-from ..plugins import MODALITIES
+from ..plugins import MODALITIES, MODELS
 from ..run import build_model, read_run_config
 from . import distributed as ddp
 from .checkpoint import (
@@ -213,17 +213,18 @@ class Trainer:
         self.data = first if w.local_rank == 0 else later
         for warning in self.data.meta.get("warnings") or []:  # what the source found (cut samples...)
             echo(f"warning: {warning}")
-        self.model = build_model(cfg.model, self.data.meta)
-        if self.model.modality != self.data.modality:
-            raise ConfigError(f"model {cfg.model['name']} makes {self.model.modality} but {cfg.data.source} "
+        family = MODELS.get(str(cfg.model["name"]))  # asked before building: a family fits only its own data
+        if family.modality != self.data.modality:
+            raise ConfigError(f"model {cfg.model['name']} makes {family.modality} but {cfg.data.source} "
                               f"holds {self.data.modality}", "pick a model for this kind of data")
+        self.model = build_model(cfg.model, self.data.meta)
         self.modality = MODALITIES.get(self.model.modality)
         self.model.to(dev)
         ddp.broadcast_weights(self.model, w)  # every rank starts from rank 0's weights
         if cfg.train.channels_last:  # only 4-D (conv) tensors change layout; oneDNN convs run faster in NHWC
             for t in [*self.model.parameters(), *self.model.buffers()]:
-                if t.dim() == 4:  # (Module.to refuses a model with 5-D video conv weights)
-                    t.data = t.data.contiguous(memory_format=torch.channels_last)
+                if t.dim() == 4:  # the call Module.to makes, which refuses a model with 5-D (video) weights
+                    t.data = t.data.to(memory_format=torch.channels_last)
         self.opts = self.model.configure_optimizers(cfg.train)
         self.base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.opts.items()}
         self.sync = ddp.GradSync(self.model, self.opts, w)           # ranks average gradients first,
