@@ -26,6 +26,7 @@ ORDER = [  # the speed tables first, then text, then memory
     "audio.md",
     "audio-digits-speech.md",
     "griffin-lim-floor.md",
+    "video.md",
     "scaling.md",
     "serve.md",
     "serve-2-workers.md",
