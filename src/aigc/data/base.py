@@ -63,6 +63,16 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def tensors_digest(*parts: dict[str, torch.Tensor] | None, keys: tuple[str, ...] = ("x", "y")) -> str:
+    """A sha256 of the bytes of tensors `keys` of each split given (None skipped): any change shows."""
+    h = hashlib.sha256()
+    for part in parts:
+        for key in keys:
+            if part is not None and key in part:
+                h.update(part[key].contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def file_stamp(path: Path) -> list[Any]:
     st = path.stat()
     return [str(path.resolve()), st.st_size, st.st_mtime_ns]

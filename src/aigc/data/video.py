@@ -26,7 +26,15 @@ import torch
 
 from ..errors import ConfigError, DataError
 from ..plugins import DATA_SOURCES
-from .base import Dataset, cached, file_stamp, fingerprint, random_split, split_source
+from .base import (
+    Dataset,
+    cached,
+    file_stamp,
+    fingerprint,
+    random_split,
+    split_source,
+    tensors_digest,
+)
 
 DEFAULT_SIDE, DEFAULT_FRAMES, DEFAULT_ITEMS, DEFAULT_SPEED, DEFAULT_FPS = 32, 16, 1, (1.0, 3.0), 8
 DEFAULT_CLIPS = 10_000      # training clips generated (test clips: a fifth as many)
@@ -149,7 +157,7 @@ def moving(cfg: Any, arg: str | None) -> Dataset:
     if images.test is None and not cfg.test_fraction:
         raise ConfigError(f"{arg} has no test split and data.test_fraction is 0",
                           "set data.test_fraction (e.g. 0.2): test clips take items the training clips never show")
-    key = "moving-" + fingerprint(images.name, images.meta.get("source"), _content_hash(images), names,
+    key = "moving-" + fingerprint(images.name, images.meta.get("source"), tensors_digest(images.train, images.test), names,
                                   dataclasses.asdict(lay), cfg.split_seed, cfg.test_fraction, cfg.channels, cfg.crop)
 
     def build() -> Dataset:
@@ -172,18 +180,6 @@ def moving(cfg: Any, arg: str | None) -> Dataset:
         return Dataset(f"moving-{images.name}", "video", train, test, meta)
 
     return cached(key, build)
-
-
-def _content_hash(images: Dataset) -> str:
-    """A hash of every item image and label of both splits: any change to the source makes new clips."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for part in (images.train, images.test or {}):
-        for key in ("x", "y"):
-            if key in part:
-                h.update(part[key].contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- a folder of the user's clips

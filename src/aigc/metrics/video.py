@@ -20,7 +20,6 @@ were samples (n of them), so a reader sees what "perfect" scores at this size an
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -35,7 +34,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..data.base import Dataset, cache_dir, fingerprint
+from ..data.base import Dataset, cache_dir, fingerprint, tensors_digest
 from ..errors import ConfigError, DataError
 from ..files import atomic_write, atomic_write_text
 
@@ -164,11 +163,7 @@ def train_clip_net(data: Dataset, *, steps: int | None = None, batch_size: int =
 
 
 def clip_fingerprint(data: Dataset) -> str:
-    h = hashlib.sha256()
-    for key in ("x", "y"):
-        if key in data.train:
-            h.update(data.train[key].contiguous().numpy().tobytes())
-    return fingerprint(ARCH, CLIP_STEPS, MIN_CLIP_STEPS, h.hexdigest(), list(data.train["x"].shape),
+    return fingerprint(ARCH, CLIP_STEPS, MIN_CLIP_STEPS, tensors_digest(data.train), list(data.train["x"].shape),
                        list(data.meta.get("class_names") or []))
 
 

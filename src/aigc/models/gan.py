@@ -188,14 +188,22 @@ class GAN(PictureNets, GenerativeModel, LatentSpace, Conditional):
         opts["d"].step()
 
         if step % self.cfg.n_critic == 0:
-            self.D.requires_grad_(False)  # G's backward needs no D weight gradients
-            g_loss = self.loss.g_loss(self.D(fake, y))
-            opts["g"].zero_grad(set_to_none=True)
-            g_loss.backward()
-            opts["g"].step()
-            self.D.requires_grad_(True)
-            logs["g_loss"] = g_loss.detach()
+            self.generator_step(opts["g"], fake, y, logs)
         return logs
+
+    def generator_loss(self, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self.loss.g_loss(self.D(fake, y))
+
+    def generator_step(self, opt: torch.optim.Optimizer, fake: torch.Tensor, y: torch.Tensor | None,
+                       logs: dict[str, torch.Tensor]) -> None:
+        """One G update on `fake` (drawn with the graph) against a frozen D; logs g_loss."""
+        self.D.requires_grad_(False)  # G's backward needs no D weight gradients
+        g_loss = self.generator_loss(fake, y)
+        opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt.step()
+        self.D.requires_grad_(True)
+        logs["g_loss"] = g_loss.detach()
 
     @torch.no_grad()
     def sample(self, n: int, *, labels: Any = None, generator: torch.Generator | None = None,
@@ -203,7 +211,7 @@ class GAN(PictureNets, GenerativeModel, LatentSpace, Conditional):
         """n images as float [n, C, H, W] in [0, 1]; labels by index or name for conditional models."""
         y = self.resolve_labels(labels, n)
         sizes = [min(self.sample_chunk, n - s) for s in range(0, n, self.sample_chunk)]
-        return self._decode_chunks((torch.randn(m, self.cfg.z_dim, generator=generator) for m in sizes), y, ema)
+        return self._decode_chunks((torch.randn(m, self.latent_dim, generator=generator) for m in sizes), y, ema)
 
     prior = "gaussian"  # z ~ N(0, I): `aigc explore` interpolates spherically
 

@@ -278,22 +278,18 @@ class MoCoGAN(ClipFamily, DCGAN):
         d_loss.backward()
         opts["d"].step()
         if step % self.cfg.n_critic == 0:
-            self.D.requires_grad_(False)
-            clip, frame = self.D(fake, y)
-            g_loss = self.loss.g_loss(clip) + w * self.loss.g_loss(frame)
-            opts["g"].zero_grad(set_to_none=True)
-            g_loss.backward()
-            opts["g"].step()
-            self.D.requires_grad_(True)
-            logs["g_loss"] = g_loss.detach()
+            self.generator_step(opts["g"], fake, y, logs)
         return logs
+
+    def generator_loss(self, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        clip, frame = self.D(fake, y)
+        return self.loss.g_loss(clip) + self.cfg.image_weight * self.loss.g_loss(frame)
 
     @torch.no_grad()
     def sample(self, n: int, *, labels: Any = None, generator: torch.Generator | None = None, ema: bool = True):
         from ..modalities.video import Video
 
+        frames = super().sample(n, labels=labels, generator=generator, ema=ema)  # the GAN's, z of latent_dim
         y = self.resolve_labels(labels, n)
-        sizes = [min(self.sample_chunk, n - s) for s in range(0, n, self.sample_chunk)]
-        frames = self._decode_chunks((torch.randn(m, self.latent_dim, generator=generator) for m in sizes), y, ema)
         names = None if y is None else [self.class_names[i] for i in y.tolist()]
         return Video(frames, self.fps, names)
