@@ -395,6 +395,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.samples is None and (args.run_dir is None) == (args.real is None):
         raise ConfigError("give a run directory or --real DATASET (one of them)",
                           "e.g. `aigc eval runs/fashion-dcgan` or `aigc eval --real fashion-mnist`")
+    if args.data and args.real is None:
+        raise ConfigError("--data sets options of --real DATASET, and none is given",
+                          "e.g. `aigc eval --real moving:digits --data frames=20` (a run keeps its own data options)")
     if args.samples is not None:
         given = Path(args.samples)
         out = Path(args.out) if args.out else given.with_name(f"{given.stem}-eval.json")

@@ -6,6 +6,7 @@ folded into channels (pixel_unshuffle), p*p times fewer positions for large pict
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -60,7 +61,8 @@ class UNet(nn.Module):
 
     def __init__(self, channels: int, widths: list[int], *, blocks: int = 1, attention: bool = True,
                  num_classes: int = 0, dropout: float = 0.0, side: int = 28, patch: int = 1,
-                 block: type[ResBlock] | None = None, mid_attention: type[nn.Module] | None = None):
+                 block: Callable[[int, int, int, float], ResBlock] | None = None,
+                 mid_attention: Callable[[int], nn.Module] | None = None):
         super().__init__()
         block = block or ResBlock  # a factory (cin, cout, emb, dropout) -> a ResBlock (video: with time mixing)
         levels = len(widths)
