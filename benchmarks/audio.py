@@ -31,12 +31,13 @@ DEFAULT = ["fsdd-specgan", "fsdd-flow"]
 TARGETS = {"label_accuracy": 0.85, "is": 6.0, "recall": 0.5}  # issue 17, at <= 20 training minutes
 
 
-def sampling_speed(run_dir: Path, n: int = 100) -> float:
-    """Clips per second of `aigc.load(run).sample(n)` after one warm-up call (network + Griffin-Lim)."""
+def sampling_speed(run_dir: Path, n: int = 100, warm_up: int = 8) -> float:
+    """Clips per second of `aigc.load(run).sample(n)` after one warm-up call of `warm_up` clips
+    (network + Griffin-Lim for audio)."""
     import aigc
 
     gen = aigc.load(run_dir)
-    gen.sample(8, seed=1)
+    gen.sample(warm_up, seed=1)
     tic = time.perf_counter()
     gen.sample(n, seed=0)
     return n / (time.perf_counter() - tic)

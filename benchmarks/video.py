@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .audio import sampling_speed
 from .recipes import measure, run_info, variant, write_rows
 from .timing import load_average, results_header
 
@@ -39,17 +40,6 @@ def best_image_fid() -> tuple[float, str] | None:
             if fid is not None:
                 found.append((float(fid), f"{row['recipe']} ({path.name})"))
     return min(found) if found else None
-
-
-def sampling_speed(run_dir: Path, n: int = 32) -> float:
-    """Clips per second of `aigc.load(run).sample(n)` after one warm-up call."""
-    import aigc
-
-    gen = aigc.load(run_dir)
-    gen.sample(4, seed=1)
-    tic = time.perf_counter()
-    gen.sample(n, seed=0)
-    return n / (time.perf_counter() - tic)
 
 
 def _cell(key: str, v: Any) -> str:
@@ -131,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             result = json.loads((run_dir / "eval-benchmark.json").read_text())
             row["n_real"], row["features"] = result.get("n_real"), result.get("features")
             row["floor"] = {k: v for s in (result.get("floor") or {}).get("sections", []) for k, v in s["values"].items()}
-            row["clips_per_s"] = sampling_speed(run_dir)
+            row["clips_per_s"] = sampling_speed(run_dir, n=32, warm_up=4)
             rows.append(row)
         except Exception as e:  # one failed recipe must not hide the others' rows
             rows.append({"recipe": recipe, "error": f"{type(e).__name__}: {e}"})

@@ -107,12 +107,12 @@ def render(items: torch.Tensor, which: torch.Tensor, paths: torch.Tensor, lay: L
     n, c, s = len(which), items.shape[1], lay.item_size
     out = torch.zeros(n, lay.frames, c, lay.side, lay.side, dtype=torch.uint8)
     rows = torch.arange(s)
+    idx_n = torch.arange(n).view(-1, 1, 1)
     for k in range(lay.items):
         img = items[which[:, k]]  # [n, C, s, s]
         for t in range(lay.frames):
             r = paths[:, k, t, 0].view(-1, 1) + rows  # [n, s]
             cc = paths[:, k, t, 1].view(-1, 1) + rows
-            idx_n = torch.arange(n).view(-1, 1, 1)
             frame = out[:, t].permute(0, 2, 3, 1)  # [n, side, side, C] view
             region = frame[idx_n, r.view(n, s, 1), cc.view(n, 1, s)]  # [n, s, s, C]
             frame[idx_n, r.view(n, s, 1), cc.view(n, 1, s)] = torch.maximum(region, img.permute(0, 2, 3, 1))

@@ -29,6 +29,7 @@ from ..data.base import Dataset, cache_dir, fingerprint
 from ..errors import ConfigError
 from ..files import atomic_write, atomic_write_text
 from .features import ASSETS
+from .request import asked_labels, samples_kept
 
 ARCH = "aigc-audio-cnn-v1"
 SHIPPED = "fsdd-audio-cnn"
@@ -289,20 +290,9 @@ def read_audio_samples(path: Path, data: Dataset, n: int | None, echo: Callable[
     else:
         raise DataError(f"{path} is neither an .npz of clips nor a folder of audio files",
                         "give `aigc sample RUN --out DIR` (WAVs) or `--format npz` output")
-    if len(waves) < 2:
-        raise DataError(f"{path} holds {len(waves)} clip(s)", "evaluate at least 2 samples")
-    if n is not None and n > len(waves):
-        raise ConfigError(f"--n is {n:,} but {path} holds {len(waves):,} clips", f"use --n {len(waves)} or fewer")
-    keep = len(waves) if n is None else n
+    keep = samples_kept(path, len(waves), n)
     wave = torch.from_numpy(np.stack(waves[:keep]).astype(np.float32))
-    asked = None
-    if labels is not None and names:
-        if all(lb in names for lb in labels[:keep]):
-            asked = torch.tensor([names.index(lb) for lb in labels[:keep]])
-        else:
-            echo(f"note: the clips' labels are not all classes of the data ({', '.join(names[:10])}): "
-                 "no label accuracy")
-    return wave, asked
+    return wave, asked_labels(labels, names, keep, echo)
 
 
 def evaluate_audio_samples(path: Path, data: Dataset, request: Any) -> dict[str, Any]:

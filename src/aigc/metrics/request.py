@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..limits import MAX_EVAL_N, MAX_SEED, check_int
 
 MAX_INTERVALS = 1000
@@ -64,3 +64,28 @@ class EvalRequest:
 
     def n_or(self, default: int) -> int:
         return default if self.n is None else self.n
+
+
+def samples_kept(path: Path, count: int, n: int | None) -> int:
+    """How many of the `count` clips in a file at `path` to measure: all, or the first n (one line if
+    there are fewer than 2, or fewer than n)."""
+    if count < 2:
+        raise DataError(f"{path} holds {count} clip(s)", "evaluate at least 2 samples")
+    if n is not None and n > count:
+        raise ConfigError(f"--n is {n:,} but {path} holds {count:,} clips", f"use --n {count} or fewer")
+    return count if n is None else n
+
+
+def asked_labels(labels: list[str] | None, names: list[str], keep: int,
+                 echo: Callable[[str], None] | None = None):
+    """The class index each of the first `keep` samples was asked for, from the label names stored
+    with them; None (with a note to `echo`, if given) unless every one is a class of the data."""
+    import torch
+
+    if labels is None or not names:
+        return None
+    if all(lb in names for lb in labels[:keep]):
+        return torch.tensor([names.index(lb) for lb in labels[:keep]])
+    if echo is not None:
+        echo(f"note: the clips' labels are not all classes of the data ({', '.join(names[:10])}): no label accuracy")
+    return None

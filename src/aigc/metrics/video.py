@@ -37,6 +37,7 @@ from torch import nn
 from ..data.base import Dataset, cache_dir, fingerprint, tensors_digest
 from ..errors import ConfigError, DataError
 from ..files import atomic_write, atomic_write_text
+from .request import asked_labels, samples_kept
 
 ARCH = "aigc-clip-cnn-v1"
 FEATURE_DIM = 128
@@ -429,15 +430,8 @@ def read_video_samples(path: Path, data: Dataset, n: int | None) -> tuple[torch.
     else:
         raise DataError(f"{path} is neither an .npz of clips nor a folder of GIFs",
                         "give `aigc sample RUN --out DIR` (GIFs) or `--format npz` output")
-    if len(clips) < 2:
-        raise DataError(f"{path} holds {len(clips)} clip(s)", "evaluate at least 2 samples")
-    if n is not None and n > len(clips):
-        raise ConfigError(f"--n is {n:,} but {path} holds {len(clips):,} clips", f"use --n {len(clips)} or fewer")
-    keep = len(clips) if n is None else n
-    asked = None
-    if labels is not None and names and all(lb in names for lb in labels[:keep]):
-        asked = torch.tensor([names.index(lb) for lb in labels[:keep]])
-    return clips[:keep], asked
+    keep = samples_kept(path, len(clips), n)
+    return clips[:keep], asked_labels(labels, names, keep)
 
 
 def evaluate_video_samples(path: Path, data: Dataset, request: Any) -> dict[str, Any]:

@@ -169,27 +169,31 @@ class GAN(PictureNets, GenerativeModel, LatentSpace, Conditional):
     def training_step(self, batch, opts, step):
         x = self.real(batch["x"])
         y = batch.get("y") if self.num_classes else None
-        z = torch.randn(x.shape[0], self.cfg.z_dim)
+        z = torch.randn(x.shape[0], self.latent_dim)
         fake = self.G(z, y)  # one generator forward, reused by the D and the G update
+        d_loss, logs = self.discriminator_loss(x, fake.detach(), y)
+        opts["d"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        opts["d"].step()
+        if step % self.cfg.n_critic == 0:
+            self.generator_step(opts["g"], fake, y, logs)
+        return logs
 
+    def discriminator_loss(self, x: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None
+                           ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """D's loss on real x and (detached) fakes, and what to log of it."""
         if getattr(self.D, "batch_aware", False):  # batch statistics in D: real and fake apart
-            d_real, d_fake = self.D(x, y), self.D(fake.detach(), y)
+            d_real, d_fake = self.D(x, y), self.D(fake, y)
         else:  # one forward: D treats samples independently, so this equals two forwards
-            both = self.D(torch.cat([x, fake.detach()]), None if y is None else torch.cat([y, y]))
+            both = self.D(torch.cat([x, fake]), None if y is None else torch.cat([y, y]))
             d_real, d_fake = both.chunk(2)
         d_loss = self.loss.d_loss(d_real, d_fake)
         logs = {"d_loss": d_loss.detach(), "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
         if self.loss.penalty:
-            gp = gradient_penalty(self.D, x, fake.detach(), y)
+            gp = gradient_penalty(self.D, x, fake, y)
             d_loss = d_loss + self.cfg.gp_weight * gp
             logs["gp"] = gp.detach()
-        opts["d"].zero_grad(set_to_none=True)
-        d_loss.backward()
-        opts["d"].step()
-
-        if step % self.cfg.n_critic == 0:
-            self.generator_step(opts["g"], fake, y, logs)
-        return logs
+        return d_loss, logs
 
     def generator_loss(self, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         return self.loss.g_loss(self.D(fake, y))

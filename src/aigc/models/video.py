@@ -262,24 +262,14 @@ class MoCoGAN(ClipFamily, DCGAN):
                 f"{self.cfg.motion_dim} a frame -> DCGAN frame generator ({t} frames of {c}x{h}x{w}); "
                 f"video critic (3-D convs) + image critic ({self.cfg.image_frames} frames a clip)"}
 
-    def training_step(self, batch, opts, step):
-        x = self.real(batch["x"])
-        y = batch.get("y") if self.num_classes else None
-        z = torch.randn(x.shape[0], self.latent_dim)
-        fake = self.G(z, y)
-        w = self.cfg.image_weight
+    def discriminator_loss(self, x, fake, y):
+        """Both critics at once on real and fake clips; each judges frames `pick` drawn per clip."""
         pick = torch.randint(0, x.shape[1], (2 * len(x), self.cfg.image_frames))
-        clip, frame = self.D(torch.cat([x, fake.detach()]), None if y is None else torch.cat([y, y]), pick)
+        clip, frame = self.D(torch.cat([x, fake]), None if y is None else torch.cat([y, y]), pick)
         (c_real, c_fake), (f_real, f_fake) = clip.chunk(2), frame.chunk(2)
         d_video, d_image = self.loss.d_loss(c_real, c_fake), self.loss.d_loss(f_real, f_fake)
-        d_loss = d_video + w * d_image
-        logs = {"d_loss": d_loss.detach(), "d_video": d_video.detach(), "d_image": d_image.detach()}
-        opts["d"].zero_grad(set_to_none=True)
-        d_loss.backward()
-        opts["d"].step()
-        if step % self.cfg.n_critic == 0:
-            self.generator_step(opts["g"], fake, y, logs)
-        return logs
+        d_loss = d_video + self.cfg.image_weight * d_image
+        return d_loss, {"d_loss": d_loss.detach(), "d_video": d_video.detach(), "d_image": d_image.detach()}
 
     def generator_loss(self, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         clip, frame = self.D(fake, y)
