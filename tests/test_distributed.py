@@ -58,13 +58,30 @@ def test_two_processes_take_the_step_one_process_takes_at_twice_the_batch(tmp_pa
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    # --local-addr: the ranks meet at the address given, not at whatever this host's name resolves to (a CI
+    # container's name may resolve to an address its processes cannot reach: the first CI run hung there).
+    # Output goes to files, not pipes: a pipe nobody reads while we wait on the other agent can fill and
+    # stall its writer, and the two agents wait for each other.
     agent = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
              "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "nodes",
-             "-m", "aigc", "train", str(cfg), "--out", str(nodes), "--quiet"]
-    agents = [subprocess.Popen(agent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+             "--local-addr", "127.0.0.1", "-m", "aigc", "train", str(cfg), "--out", str(nodes), "--quiet"]
+    logs = [tmp_path / f"agent-{i}.log" for i in range(2)]
+    agents = []
+    for log in logs:
+        with log.open("w") as handle:
+            agents.append(subprocess.Popen(agent, stdout=handle, stderr=subprocess.STDOUT, text=True))
+    deadline = time.monotonic() + 300
     for job in agents:
-        _, err = job.communicate(timeout=300)
-        assert job.returncode == 0, err[-2000:]
+        try:
+            job.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            break
+    for job in agents:
+        if job.poll() is None:      # a hang fails with both agents' own words, not a bare timeout
+            job.kill()
+            job.wait()
+    for job, log in zip(agents, logs):
+        assert job.returncode == 0, "\n".join(f"--- {x.name}\n{x.read_text()[-1500:]}" for x in logs)
     a, start = weights(one, 20), weights(one, 0)
     moved = max((a[k] - start[k]).abs().max().item() for k in a)
     assert moved > 0.02, moved              # training really moved the weights ...
