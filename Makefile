@@ -9,7 +9,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,prompts]'
 	@rm -f .venv/.installed-*; touch $@
 
 # Fashion-MNIST comes from Debian's package; without root or apt this warns and goes on.

@@ -60,7 +60,8 @@ def test_health_and_models_describe_each_run_and_its_options(client, runs):
     assert set(models) == {"cgan", "flow", "names"}
     gan, flow, names = models["cgan"], models["flow"], models["names"]
     assert (gan["modality"], gan["family"], gan["labels"]) == ("image", "gan-mlp", [str(i) for i in range(10)])
-    assert gan["formats"] == ["png", "json"] and set(gan["options"]) == {"label", "ema"}
+    assert gan["formats"] == ["png", "json"] and list(gan["options"]) == ["prompt", "label", "ema"]
+    assert gan["options"]["prompt"]["words"] and "matched to the classes" in gan["options"]["prompt"]["help"]
     assert gan["options"]["label"]["choices"] == gan["labels"] and gan["options"]["label"]["type"] == "string"
     assert gan["max_n"] == 64
     assert flow["options"]["sampler"] == {**flow["options"]["sampler"], "choices": ["euler", "heun", "midpoint"],
@@ -72,6 +73,28 @@ def test_health_and_models_describe_each_run_and_its_options(client, runs):
     assert names["options"]["top_p"]["above"] == 0 and names["options"]["top_p"]["max"] == 1
     assert names["options"]["prompt"]["max_length"] == 200
     assert gan["eval"] is None  # no eval.json in these runs
+
+
+def test_a_prompt_picks_the_class_with_its_scores_or_is_refused_in_one_line(client):
+    """Words to a conditional model: the match comes with the samples (JSON) or in a header (PNG);
+    below the threshold, one line naming what the model makes; a prompt to text stays its prefix."""
+    r = client.post("/models/cgan/samples", json={"n": 2, "seed": 0, "format": "json", "prompt": "the number seven"})
+    assert r.status_code == 200, r.text
+    match = r.json()["prompt_match"]
+    assert match["class"] == "7" and match["parts"][0]["scores"][0] == {"class": "7", "score": 1.0}
+    assert len(match["parts"][0]["scores"]) == 10 and r.json()["options"] == {"prompt": "the number seven"}
+    same = client.post("/models/cgan/samples", json={"n": 2, "seed": 0, "format": "json", "label": "7"})
+    assert same.json()["samples"] == r.json()["samples"]  # the prompt's class, drawn as the label would be
+    r = client.post("/models/cgan/samples", json={"n": 2, "prompt": "three + eight"})
+    png(r)
+    header = json.loads(r.headers["x-prompt-match"])
+    assert header["mix"] == [{"class": "3", "weight": 0.5}, {"class": "8", "weight": 0.5}]
+    line = one_line(client.post("/models/cgan/samples", json={"n": 2, "prompt": "a sunset over the sea"}), 422)
+    assert "is not close to anything this model makes" in line and "it makes: 0, 1, 2" in line
+    line = one_line(client.post("/models/cgan/samples", json={"n": 2, "prompt": "seven", "label": "3"}), 422)
+    assert line == "both a prompt and labels were given (give one of them)"
+    r = client.post("/models/names/samples", json={"n": 3, "prompt": "ma", "format": "json"})
+    assert all(s.startswith("ma") for s in r.json()["samples"]) and "prompt_match" not in r.json()
 
 
 def test_images_come_as_a_png_grid_or_json_and_the_seed_reproduces_them(client):

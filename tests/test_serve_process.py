@@ -131,7 +131,7 @@ def test_the_page_generates_reproduces_downloads_and_shows_errors(server, browse
 
     page = browser.new_page(viewport={"width": 1200, "height": 820})
     problems: list[str] = []
-    expected = "Failed to load resource: the server responded with a status of 422"  # the n = 0 asked below
+    expected = "Failed to load resource: the server responded with a status of 422"  # the n = 0 and the sunset below
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" and expected not in m.text else None)
     page.on("request", lambda r: None if r.url.startswith((server.url, "data:", "blob:")) else problems.append(r.url))
     page.goto(server.url)
@@ -164,6 +164,20 @@ def test_the_page_generates_reproduces_downloads_and_shows_errors(server, browse
     page.click("#generate")
     page.wait_for_selector("#error:not(:empty)")  # (a selector: the page's CSP forbids eval'd JavaScript)
     assert page.text_content("#error") == "n: Input should be greater than or equal to 1"
+
+    page.fill("#n", "4")  # the prompt box: words in, the class and its score shown with the pictures
+    page.select_option("#opt-label", "")
+    assert page.get_attribute("#opt-prompt", "placeholder") == "what to make, in your own words"
+    page.fill("#opt-prompt", "the number seven")
+    page.click("#generate")
+    page.wait_for_selector("#match:not(:empty)")
+    assert page.text_content("#match").startswith("Prompt: “the number seven” → 7 1.00 (next: ")
+    assert page.locator("#results img.sample").count() == 4 and page.text_content("#error") == ""
+    page.fill("#opt-prompt", "a sunset over the sea")
+    page.click("#generate")
+    page.wait_for_selector("#error:not(:empty)")
+    assert "is not close to anything this model makes" in page.text_content("#error")
+    page.fill("#opt-prompt", "")
 
     page.select_option("#model", "names")
     page.fill("#n", "5")

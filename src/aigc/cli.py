@@ -180,7 +180,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
         check_output_file(out)  # before loading or sampling anything
     loaded = load(args.run_dir, args.checkpoint, device=args.device)
     modality = MODALITIES.get(loaded.modality)
-    opts = loaded.sample_options(**sample_options(args))  # a bad option is refused before any work
+    given, answer = loaded.prompt_labels(sample_options(args))  # words -> a conditional model's classes
+    opts = loaded.sample_options(**given)  # a bad option is refused before any work
+    if answer is not None:
+        print(answer.summary())
     fmt = modality.format_for(out, args.format)
     target = out or Path(args.run_dir) / f"sample.{fmt}"
     if not (modality.prints and out is None):
@@ -549,7 +552,10 @@ def build_parser() -> Parser:
     s.add_argument("--temperature", type=float, help="text: sharpen (<1) or flatten (>1) the choices; 0 is greedy")
     s.add_argument("--top-k", type=int, help="text: choose only among the k likeliest characters")
     s.add_argument("--top-p", type=float, help="text: choose only among the likeliest characters holding this mass")
-    s.add_argument("--prompt", help="text: start every sample with this text and continue it")
+    s.add_argument("--prompt", help="text models: a prefix: every sample starts with this text and continues it. "
+                                     "Conditional image/audio/video models: free words matched to the model's "
+                                     "classes (scores shown; below a threshold it says what the model makes); "
+                                     "'a dress + a coat' or '0.7 dress + 0.3 coat' mixes classes")
     s.add_argument("--max-len", type=int, help="text: at most this many new characters a sample")
     s.add_argument("--drop-copies", "--novel", action="store_true",
                    help="text: leave out samples that occur verbatim in the training lines")

@@ -16,6 +16,7 @@ import yaml
 from .errors import ConfigError, closest, unknown
 from .limits import (
     MAX_CONFIG_BYTES,
+    MAX_DESCRIPTION,
     MAX_EVAL_N,
     MAX_LINE_CHARS,
     MAX_SEED,
@@ -48,6 +49,7 @@ class DataConfig:
     item_size: int | None = None      # video, moving:SOURCE: an item's side in pixels (default half the frame)
     speed: list[float] | None = None  # video, moving:SOURCE: [lowest, highest] pixels a frame (default [1, 3])
     clips: int | None = None          # video, moving:SOURCE: training clips generated (default 10000)
+    descriptions: dict[str, str] | None = None  # {class: "phrase; phrase"}: what prompts are matched to
 
     def check(self) -> None:
         _positive(self, "data", "image_size", "limit", "block_size")
@@ -64,6 +66,11 @@ class DataConfig:
             from .audio import audio_settings
 
             audio_settings(self)
+        if self.descriptions is not None:
+            for name, text in self.descriptions.items():
+                if not isinstance(text, str) or not 0 < len(text) <= MAX_DESCRIPTION:
+                    raise ConfigError(f"data.descriptions[{name!r}] is {text!r}",
+                                      f"give a class a text of 1 to {MAX_DESCRIPTION} characters, phrases split by ';'")
         if any(v is not None for v in (self.frames, self.fps, self.items, self.item_size, self.speed, self.clips)):
             from .data.video import video_settings
 

@@ -10,6 +10,7 @@ from typing import Any
 from .errors import UserError
 
 MAX_CLASSES = 10_000           # labels a dataset may have
+MAX_DESCRIPTION = 2_000        # characters of one class's description (data.descriptions)
 MAX_VOCAB = 65_536             # distinct characters of a text dataset
 MAX_LINE_CHARS = 10_000        # characters of one line of a lines: source
 MAX_TEXT_BYTES = 256 << 20     # a text or lines file
@@ -74,6 +75,12 @@ def check_meta(meta: Any, where: str, error: type[UserError]) -> dict[str, Any]:
     if names is not None and (not isinstance(names, list) or len(names) > MAX_CLASSES
                               or not all(isinstance(s, str) and len(s) <= 200 for s in names)):
         raise bad(f"'class_names' must be a list of at most {MAX_CLASSES:,} short strings")
+    described = meta.get("class_descriptions")
+    if described is not None and (not isinstance(described, dict) or len(described) > MAX_CLASSES or not all(
+            isinstance(k, str) and isinstance(v, str) and len(k) <= 200 and len(v) <= MAX_DESCRIPTION
+            for k, v in described.items())):
+        raise bad(f"'class_descriptions' must map at most {MAX_CLASSES:,} class names to texts of at most "
+                  f"{MAX_DESCRIPTION} characters")
     k = meta.get("num_classes")
     if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_CLASSES
                           or (names is not None and k != len(names))):

@@ -9,7 +9,7 @@ import copy
 import json
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +113,41 @@ class Loaded:
     def what(self) -> str:
         return f"{self.config.model['name']} runs"
 
+    @property
+    def prompt_is_prefix(self) -> bool:
+        """Whether `prompt=` is the family's own option (text: every sample starts with it) rather than
+        words matched to a conditional model's classes."""
+        return "prompt" in {f.name for f in fields(self.model.SampleOptions)}
+
+    def match(self, prompt: str) -> Any:
+        """Free words -> the class of this conditional model they mean, or a Mix of classes, with every
+        class's score (an aigc.prompts.Answer; its `.label` is what `sample(labels=...)` takes). Below
+        the threshold: one ConfigError naming what the model makes. Loads the sentence model once."""
+        from .models.capabilities import is_conditional
+        from .prompts import match
+
+        if not is_conditional(self.model):
+            raise ConfigError(f"this {self.config.model['name']} run was trained without labels, so a prompt has "
+                              "no class to pick", "train a conditional recipe (e.g. fashion-cflow) to sample from words")
+        return match(prompt, self.class_names, self.model.meta.get("class_descriptions"))
+
+    def prompt_labels(self, options: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """Options with a class-matching `prompt` turned into `labels` (one column), and the match
+        (None when there is no such prompt: none given, or text's own prefix)."""
+        if options.get("prompt") is None or self.prompt_is_prefix:
+            return options, None
+        options = dict(options)
+        prompt = options.pop("prompt")
+        if options.get("labels") is not None:
+            raise ConfigError("both a prompt and labels were given", "give one of them")
+        answer = self.match(prompt)
+        options["labels"] = [answer.label]
+        return options, answer
+
     def sample_options(self, **options: Any) -> dict[str, Any]:
-        """The family's full, checked options for these (one ConfigError naming a bad one)."""
+        """The family's full, checked options for these (one ConfigError naming a bad one); a prompt
+        to a conditional model becomes its labels (`prompt_labels`)."""
+        options, _ = self.prompt_labels(options)
         return asdict(parse_sample_options(self.model.SampleOptions, options, self.what))
 
     def sample(self, n: int = 16, *, seed: int | None = None, **options: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError, unknown
 from ..files import atomic_write, atomic_write_text
 from ..plugins import DATA_SOURCES
 from ..tensorfile import read_tensors
@@ -135,6 +135,16 @@ def load_dataset(cfg: Any) -> Dataset:
         ds.train = {k: v[: cfg.limit] for k, v in ds.train.items()}
     if len(ds.train["x"]) == 0:
         raise DataError(f"data source '{cfg.source}' has no training items", "point it at non-empty data")
+    if getattr(cfg, "descriptions", None):
+        names = list(ds.meta.get("class_names") or [])
+        described = {str(k): v for k, v in cfg.descriptions.items()}  # YAML reads `3: three` with an int key
+        for name in described:
+            if name not in names:
+                if not names:
+                    raise ConfigError(f"data.descriptions names class '{name}' but '{cfg.source}' has no classes",
+                                      "describe classes only for labelled data, or remove data.descriptions")
+                raise unknown("class in data.descriptions", str(name), names)
+        ds.meta["class_descriptions"] = described
     return ds
 
 

@@ -9,7 +9,8 @@ capability and leaves one of them out.
 - LatentLikelihood: importance-weighted bounds on log p(x) from log p(x, z) - log q(z|x) (VAEs).
 - ExactLikelihood: log p(x) itself, item by item (autoregressive models).
 - DensityLikelihood: log p of 8-bit images through a continuous density, uniformly dequantized (flows).
-- Conditional: built for class labels; samples by class name or index.
+- Conditional: built for class labels; samples by class name or index, or a Mix of classes (a weighted
+  sum of their label embeddings: `embed_labels`).
 - SequenceSampler: token-by-token sampling with a prompt, temperature, top-k and top-p.
 - Trajectory: samples are made in steps from noise, and the steps can be shown (diffusion, flow).
 """
@@ -23,6 +24,7 @@ import torch
 
 from ..errors import ConfigError, unknown
 from ..pixels import label_key
+from ..prompts import Mix
 
 
 class LatentSpace(ABC):
@@ -117,7 +119,8 @@ class Conditional(ABC):
         return list(self.meta.get("class_names") or [])
 
     def resolve_labels(self, labels: Any, n: int) -> torch.Tensor | None:
-        """None, an int, a class name, or a list of them -> int64 [n] (None when unconditional)."""
+        """None, an int, a class name, a Mix, or a list of them -> int64 ids [n], or float weights [n, k]
+        over the k classes when any item is a Mix (None when unconditional)."""
         if not self.num_classes:
             if labels is not None:
                 raise ConfigError(f"{type(self).__name__} was not trained with labels",
@@ -130,8 +133,23 @@ class Conditional(ABC):
         if not items:
             raise ConfigError("an empty list of labels", f"give one or more of: {', '.join(self.class_names[:10])}"
                               + (", ..." if len(self.class_names) > 10 else ""))
-        ids = [self.label_id(x) for x in items]
-        return torch.tensor([ids[i % len(ids)] for i in range(n)], dtype=torch.int64)
+        if not any(isinstance(x, Mix) for x in items):
+            ids = [self.label_id(x) for x in items]
+            return torch.tensor([ids[i % len(ids)] for i in range(n)], dtype=torch.int64)
+        rows = torch.zeros(len(items), k)
+        for row, item in zip(rows, items, strict=True):
+            for name, weight in (item.weights if isinstance(item, Mix) else [(item, 1.0)]):
+                row[self.label_id(name)] += weight
+        return rows[torch.arange(n) % len(items)]
+
+    def label_names(self, y: torch.Tensor | None) -> list[str] | None:
+        """Each sample's label as a name (a mix: its classes joined by '+', heaviest first)."""
+        if y is None:
+            return None
+        if not y.is_floating_point():
+            return [self.class_names[i] for i in y.tolist()]
+        names = self.class_names
+        return ["+".join(names[i] for i in row.argsort(descending=True).tolist() if row[i] > 0) for row in y]
 
     def label_id(self, label: Any) -> int:
         names = self.class_names
@@ -158,6 +176,15 @@ class SequenceSampler(ABC):
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                  cache: bool = True) -> torch.Tensor:
         """[n, len(prefix) + up to max_new] token ids."""
+
+
+def embed_labels(table: torch.nn.Embedding, y: torch.Tensor) -> torch.Tensor:
+    """Class ids [n] -> their rows of the embedding table; weights [n, k] -> the weighted sum of the
+    table's first k rows (a Mix of classes: every conditional family samples mixes through this)."""
+    if y.is_floating_point():  # a product and a sum, not a matmul: no autocast, so one class alone is its row exactly
+        weight = table.weight[:y.shape[1]]
+        return (y.to(weight.dtype).unsqueeze(-1) * weight).sum(1)
+    return table(y)
 
 
 def is_conditional(model: Any) -> bool:

@@ -168,15 +168,24 @@ class UNetFamily(PictureNets, GenerativeModel, Conditional, LatentSpace, Traject
 
     def guided(self, net: torch.nn.Module, y: torch.Tensor | None, guidance: float):
         """(x, t [n]) -> the network's output: unconditional + w (conditional - unconditional)."""
+        k = self.num_classes
+        if y is not None and y.is_floating_point():  # a mix: weights over the k classes and "no label" (0)
+            y = F.pad(y, (0, k + 1 - y.shape[1]))
+
+        def no_label(ys: torch.Tensor) -> torch.Tensor:
+            if ys.is_floating_point():
+                return F.one_hot(torch.full((len(ys),), k), k + 1).to(ys.dtype)
+            return torch.full_like(ys, k)
+
         def call(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if y is None or guidance == 1:
                 return net(x, t, y)
             if guidance == 0:
-                return net(x, t, torch.full_like(y, self.num_classes))
+                return net(x, t, no_label(y))
             out, half = [], self.sample_chunk // 2  # both predictions in one call, half a chunk at a time:
             for s in range(0, len(x), half):        # the network never sees more than sample_chunk items
                 xs, ts, ys = x[s:s + half], t[s:s + half], y[s:s + half]
-                both = net(torch.cat([xs, xs]), torch.cat([ts, ts]), torch.cat([ys, torch.full_like(ys, self.num_classes)]))
+                both = net(torch.cat([xs, xs]), torch.cat([ts, ts]), torch.cat([ys, no_label(ys)]))
                 cond, uncond = both.chunk(2)
                 out.append(uncond + guidance * (cond - uncond))
             return torch.cat(out)

@@ -9,6 +9,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import ConfigError
 from ..pixels import conv_plan, conv_sides_near
+from .capabilities import embed_labels
 
 
 def _act(name: str) -> nn.Module:
@@ -23,7 +24,7 @@ class LabelEmbedding(nn.Module):
         self.embed = nn.Embedding(num_classes, dim)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        return z if y is None else torch.cat([z, self.embed(y)], 1)
+        return z if y is None else torch.cat([z, embed_labels(self.embed, y)], 1)
 
 
 class Projection(nn.Module):

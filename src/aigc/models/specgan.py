@@ -72,7 +72,7 @@ class Spectrogram:
         spec = super().sample(n, labels=labels, generator=generator, **options)  # type: ignore[misc]
         wave = self.stft.decode(spec, self.samples, self.cfg.griffin_lim_iters, generator=generator)
         y = self.resolve_labels(labels, n)  # type: ignore[attr-defined]
-        names = None if y is None else [self.class_names[i] for i in y.tolist()]  # type: ignore[attr-defined]
+        names = self.label_names(y)  # type: ignore[attr-defined]
         return Clips(wave, self.rate, names)
 
     def describe(self) -> dict[str, Any]:

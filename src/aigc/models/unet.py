@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .capabilities import embed_labels
+
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal features of (float) times t [n] -> [n, dim], as in the transformer and DDPM."""
@@ -109,7 +111,7 @@ class UNet(nn.Module):
             x = F.pad(x, (0, self.pad, 0, self.pad))
         e = self.time(timestep_embedding(t, self.emb_dim))
         if self.label is not None:
-            e = e + self.label(torch.full((len(x),), self.num_classes, dtype=torch.int64) if y is None else y)
+            e = e + embed_labels(self.label, torch.full((len(x),), self.num_classes, dtype=torch.int64) if y is None else y)
         h = self.stem(x)
         hs = [h]
         for m in self.down:

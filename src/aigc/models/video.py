@@ -93,7 +93,7 @@ class SpaceTimeUNet(UNet):
         n, frames = x.shape[:2]
         flat = x.reshape(n * frames, *x.shape[2:])
         tt = t.repeat_interleave(frames)
-        yy = None if y is None else y.repeat_interleave(frames)
+        yy = None if y is None else y.repeat_interleave(frames, 0)
         return super().forward(flat, tt, yy).reshape(x.shape)
 
 
@@ -143,7 +143,7 @@ class VideoFlow(ClipFamily, FlowMatching):
 
         frames = super().sample(n, labels=labels, generator=generator, **options)
         y = self.resolve_labels(labels, n)
-        names = None if y is None else [self.class_names[i] for i in y.tolist()]
+        names = self.label_names(y)
         return Video(frames, self.fps, names)
 
 
@@ -172,7 +172,7 @@ class MotionGenerator(nn.Module):
             h = self.gru(eps[:, i], h)
             codes.append(h)
         per_frame = torch.cat([content.unsqueeze(1).expand(n, t, self.z_dim), torch.stack(codes, 1)], 2)
-        out = self.frame(per_frame.reshape(n * t, -1), None if y is None else y.repeat_interleave(t))
+        out = self.frame(per_frame.reshape(n * t, -1), None if y is None else y.repeat_interleave(t, 0))
         return out.reshape(n, t, *out.shape[1:])
 
 
@@ -208,7 +208,7 @@ class ClipDiscriminator(nn.Module):
         if pick is None:
             pick = torch.randint(0, x.shape[1], (len(x), self.image_frames))
         clip = self.head(self.video(x.transpose(1, 2)), y)
-        frame = self.image(self.frames(x, pick), None if y is None else y.repeat_interleave(pick.shape[1]))
+        frame = self.image(self.frames(x, pick), None if y is None else y.repeat_interleave(pick.shape[1], 0))
         return clip, frame
 
 
@@ -281,5 +281,5 @@ class MoCoGAN(ClipFamily, DCGAN):
 
         frames = super().sample(n, labels=labels, generator=generator, ema=ema)  # the GAN's, z of latent_dim
         y = self.resolve_labels(labels, n)
-        names = None if y is None else [self.class_names[i] for i in y.tolist()]
+        names = self.label_names(y)
         return Video(frames, self.fps, names)

@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ConfigError, UserError, unknown
-from ..models.capabilities import Conditional
+from ..models.capabilities import Conditional, is_conditional
 from ..run import Loaded, load
 from .slots import (
     Busy,
@@ -83,7 +84,9 @@ class SampleRequest(BaseModel):
     temperature: float | None = Field(None, ge=0, le=MAX_TEMPERATURE, description="text: 0 greedy, <1 sharper")
     top_k: int | None = Field(None, ge=1, le=100_000, description="text: only the k likeliest tokens")
     top_p: float | None = Field(None, gt=0, le=1, description="text: only the likeliest tokens holding this mass")
-    prompt: str | None = Field(None, max_length=MAX_PROMPT, description="text: every sample starts with this")
+    prompt: str | None = Field(None, max_length=MAX_PROMPT,
+                               description="text: every sample starts with this; conditional models: free words "
+                                           "matched to the classes ('a + b' mixes them), the match in prompt_match")
     max_len: int | None = Field(None, ge=1, le=MAX_TOKENS, description="text: at most this many new tokens")
     drop_copies: bool | None = Field(None, description="text: leave out samples found verbatim in training")
 
@@ -156,6 +159,10 @@ def option_specs(loaded: Loaded) -> dict[str, dict[str, Any]]:
     hints = loaded.model.sample_hints()
     schema = SampleRequest.model_json_schema()["properties"]
     specs: dict[str, dict[str, Any]] = {}
+    if is_conditional(loaded.model) and not loaded.prompt_is_prefix:  # words matched to the classes: first
+        specs["prompt"] = {"type": "string", "max_length": MAX_PROMPT, "default": None, "words": True,
+                           "help": "say what to make in your own words: matched to the classes "
+                                   "(scores shown); 'a + b' mixes two; leave the label empty"}
     for f in fields(loaded.model.SampleOptions):
         spec: dict[str, Any] = {}
         field = "label" if f.name == "labels" else f.name
@@ -336,7 +343,11 @@ def create_app(models: Mapping[str, str | Path | Loaded], *, token: str | None =
         request.state.note = f" model={name} n={body.n} seed={body.seed} options={printable(json.dumps(asked))}"
         fmt = choose_format(body.format, request.headers.get("accept"), modality.web_formats, s.info["modality"])
         given = body.options()
-        options = s.loaded.sample_options(**given)  # a bad option: one line, before any work
+        labelled, answer = given, None
+        if given.get("prompt") is not None and not s.loaded.prompt_is_prefix:  # the sentence model's first load
+            labelled, answer = await run_in_threadpool(s.loaded.prompt_labels, given)  # takes seconds: off the loop
+        options = s.loaded.sample_options(**labelled)  # a bad option: one line, before any work
+        matched = {"prompt_match": answer.as_json()} if answer is not None else {}
         seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
         request.state.note = f" model={name} n={body.n} seed={seed} format={fmt} options={printable(json.dumps(asked))}"
         s.loaded.check_n(body.n)
@@ -350,7 +361,7 @@ def create_app(models: Mapping[str, str | Path | Loaded], *, token: str | None =
             out = s.loaded.sample(body.n, seed=seed, **options)
             if fmt == "json":
                 payload = {"model": name, "seed": seed, "n": body.n, "modality": s.info["modality"],
-                           "options": given, "samples": modality.to_json(out)}
+                           "options": given, **matched, "samples": modality.to_json(out)}
                 return json.dumps(payload).encode("utf-8")
             return modality.encode(out, fmt, **layout)
 
@@ -368,8 +379,16 @@ def create_app(models: Mapping[str, str | Path | Loaded], *, token: str | None =
         if len(data) > MAX_OUTPUT_BYTES:
             return error(422, f"the answer would be {len(data):,} bytes; at most {MAX_OUTPUT_BYTES:,}: ask for fewer")
         media = "application/json" if fmt == "json" else modality.web_formats[fmt]
-        return Response(data, media_type=media, headers={"X-Seed": str(seed), "X-Samples": str(body.n),
-                                                         "Vary": "Accept"})
+        headers = {"X-Seed": str(seed), "X-Samples": str(body.n), "Vary": "Accept"}
+        if answer is not None:  # the match beside a PNG/WAV/GIF too: its label and each part's best 5 scores
+            brief = answer.as_json()
+            for part in brief["parts"]:
+                part["scores"] = part["scores"][:5]
+            text = json.dumps(brief, ensure_ascii=True)
+            if len(text) > 4000:  # long class names: the label alone (the JSON answer has every score)
+                text = json.dumps({k: v for k, v in brief.items() if k != "parts"}, ensure_ascii=True)
+            headers["X-Prompt-Match"] = text
+        return Response(data, media_type=media, headers=headers)
 
     @app.get("/models/{name}/report", response_model=Report, responses={c: ERRORS[c] for c in (401, 404)})
     def report(name: str) -> dict[str, Any]:  # plain def: FastAPI runs it on a thread (it reads files)
@@ -489,6 +508,7 @@ class Samples(BaseModel):
     n: int
     modality: str
     options: dict[str, Any]
+    prompt_match: dict[str, Any] | None = None
     samples: list[Any]
 
 

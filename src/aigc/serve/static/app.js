@@ -72,7 +72,8 @@ function field(name, spec) {
     } else if (spec.max_length) {
       input.maxLength = spec.max_length;
     }
-    input.placeholder = spec.default != null && spec.default !== "" ? `default ${spec.default}` : "default";
+    input.placeholder = spec.words ? "what to make, in your own words"
+      : spec.default != null && spec.default !== "" ? `default ${spec.default}` : "default";
   }
   input.id = "opt-" + name;
   input.dataset.option = name;
@@ -109,6 +110,7 @@ function chooseModel() {
     $("facts").appendChild(e);
   }
   $("results").replaceChildren();
+  $("match").textContent = "";
   $("n").max = m.max_n;
   $("download").hidden = $("reuse").hidden = true;
   $("seed-shown").textContent = "";
@@ -157,9 +159,21 @@ async function generate() {
   }
 }
 
+function matchLine(match) {  // '"warm boots" → Ankle boot 0.71 (Sneaker 0.52, Sandal 0.44)' per part
+  const parts = match.parts.map((p) => {
+    const [best, ...rest] = p.scores;
+    const weight = match.parts.length > 1 ? `${(+p.weight).toFixed(2)} × ` : "";
+    return `${weight}“${p.text}” → ${best.class} ${(+best.score).toFixed(2)}` +
+      (rest.length ? ` (next: ${rest.slice(0, 2).map((r) => `${r.class} ${(+r.score).toFixed(2)}`).join(", ")})` : "");
+  });
+  const mix = match.mix ? " ⇒ mix of " + match.mix.map((c) => `${c.class} ${(+c.weight).toFixed(2)}`).join(" + ") : "";
+  return "Prompt: " + parts.join("; ") + mix;
+}
+
 function show(m, out) {
   const box = $("results");
   box.replaceChildren();
+  $("match").textContent = out.prompt_match ? matchLine(out.prompt_match) : "";
   if (m.modality === "image" || m.modality === "video") {  // a video sample is an animated GIF: it plays by itself
     out.samples.forEach((src, i) => {
       const img = document.createElement("img");
