@@ -27,6 +27,7 @@ ORDER = [  # the speed tables first, then text, then memory
     "audio-digits-speech.md",
     "griffin-lim-floor.md",
     "video.md",
+    "prompts.md",
     "scaling.md",
     "serve.md",
     "serve-2-workers.md",
