@@ -23,6 +23,7 @@ Writes benchmarks/results/prompts.md (+ .json).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -59,7 +60,7 @@ def matching(name: str, split: str) -> dict[str, Any]:
     prompts = [p["prompt"] for p in d["prompts"]]
     meant = torch.tensor([names.index(p["class"]) for p in d["prompts"]])
     best, picked = scores(prompts, names).max(1)
-    off = scores(d["off_topic"], names).max(1).values
+    off, off_pick = scores(d["off_topic"], names).max(1)
     at = {}
     for th in sorted({*THRESHOLDS, THRESHOLD}):
         kept = best >= th
@@ -69,9 +70,12 @@ def matching(name: str, split: str) -> dict[str, Any]:
     misses = [{"prompt": p, "meant": names[m], "got": names[g], "score": round(float(b), 3)}
               for p, m, g, b in zip(prompts, meant.tolist(), picked.tolist(), best.tolist(), strict=True)
               if g != m or b < THRESHOLD]
+    let_in = [{"prompt": p, "got": names[g], "score": round(float(b), 3)}
+              for p, g, b in zip(d["off_topic"], off_pick.tolist(), off.tolist(), strict=True) if b >= THRESHOLD]
     return {"set": name, "split": split, "prompts": len(prompts), "off_topic": len(d["off_topic"]),
             "threshold": THRESHOLD, **at[f"{THRESHOLD:.2f}"], "by_threshold": at,
-            "argmax_accuracy": float((picked == meant).double().mean()), "misses": misses}
+            "argmax_accuracy": float((picked == meant).double().mean()), "misses": misses,
+            "off_topic_accepted": let_in}
 
 
 def classifier(loaded: Any) -> tuple[Any, Any, str]:
@@ -127,8 +131,9 @@ def sampled(kind: str, run: Path, split: str, per: int, echo: Any) -> dict[str, 
 def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
     match = [r for r in rows if "accuracy" in r]
     samp = [r for r in rows if "prompt_accuracy" in r]
-    out = results_header("Prompts: words to classes, and the samples they give", info,
-                         f"{info['seconds'] / 60:.0f} min") + [
+    took = f"{info['seconds'] / 60:.0f} min" + (f" (the sample rows from the run of {info['samples_from']})"
+                                                if info.get("samples_from") else "")
+    out = results_header("Prompts: words to classes, and the samples they give", info, took) + [
         "Prompt sets: benchmarks/prompts/*.yaml, written by hand (not generated at test time), three per dataset: "
         "`dev` (40 prompts + 15 off-topic), used from the start to choose the threshold and descriptions; `round1` "
         "(110 + 40), held out at first (Fashion-MNIST 70.0%, spoken digits 69.1% at threshold 0.40 on first look), "
@@ -156,6 +161,11 @@ def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
         out += ["", "Missed on the held-out sets (prompt, class meant -> class matched, score):", ""]
         out += [f"- {DATASETS[r['set']]}: \"{m['prompt']}\": {m['meant']} -> {m['got']} ({m['score']:.2f}"
                 + (", refused)" if m["score"] < r["threshold"] else ")") + f" [{r['split']}]" for r, m in test_misses]
+    let_in = [(r, m) for r in match if r["split"] in HELD_OUT for m in r.get("off_topic_accepted", [])]
+    if let_in:
+        out += ["", "Off-topic requests of the held-out sets that were not refused:", ""]
+        out += [f"- {DATASETS[r['set']]}: \"{m['prompt']}\" -> {m['got']} ({m['score']:.3f}) [{r['split']}]"
+                for r, m in let_in]
     if samp:
         out += ["", f"Samples drawn from the {samp[0]['split']} prompts vs from the class each prompt means (same seeds, "
                 "`--per-prompt` samples each), classified by the data's own classifier:", "",
@@ -178,11 +188,28 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(f"--{kind}", type=Path, default=run, help=f"the {kind} run to sample (default {run}); "
                                                                  "'none' skips it")
     p.add_argument("--out", type=Path, default=RESULTS / "prompts.md")
+    p.add_argument("--reuse-samples", action="store_true",
+                   help="measure the matching again but keep the sample rows of OUT.json (for a change that "
+                        "leaves the sampled split's matches as they were: checked, else refused)")
     args = p.parse_args(argv)
     tic, load_start = time.perf_counter(), load_average()
     rows: list[dict[str, Any]] = [matching(name, split) for name in DATASETS for split in SPLITS]
     for r in rows:
         print(f"{r['set']} {r['split']}: accuracy {r['accuracy']:.1%}, off-topic refused {r['off_topic_refused']:.1%}")
+    if args.reuse_samples:
+        before = json.loads(args.out.with_suffix(".json").read_text())
+        kept = [r for r in before["rows"] if "prompt_accuracy" in r]
+        old = {(r["set"], r["split"]): r for r in before["rows"] if "accuracy" in r}
+        for r in rows:
+            if r["split"] == args.split and (r["misses"] != old[(r["set"], r["split"])]["misses"]
+                                            or r["accuracy"] != old[(r["set"], r["split"])]["accuracy"]):
+                raise SystemExit(f"error: the {r['set']} {r['split']} matches changed: the samples must be drawn again")
+        rows += kept
+        info = run_info("prompts", argv, tic, load_start, threshold=THRESHOLD,
+                        samples_from=before["info"]["date"])
+        write_rows(args.out, rows, info, render)
+        print(f"wrote {args.out} (sample rows of {before['info']['date']})")
+        return 0
     for kind in RUNS:
         run = getattr(args, kind)
         if str(run) == "none" or not (run / "config.yaml").is_file():

@@ -41,7 +41,7 @@ codes = [main(["sample", run, "--n", "4", "--label", "3", "--out", out + "/plain
 lazy = "sentence_transformers" not in sys.modules
 codes.append(main(["sample", run, "--n", "4", "--prompt", "the number seven", "--seed", "0", "--out", out + "/seven.png"]))
 codes.append(main(["sample", run, "--n", "4", "--prompt", "a sunset over the sea", "--out", out + "/sunset.png"]))
-codes.append(main(["sample", run, "--n", "4", "--prompt", "three + 0.25 x eight", "--out", out + "/mix.png"]))
+codes.append(main(["sample", run, "--n", "4", "--prompt", "0.75 three + 0.25 x eight", "--out", out + "/mix.png"]))
 print(json.dumps({"codes": codes, "lazy": lazy, "network": events}))
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_", "SENTENCE_"))}
@@ -53,7 +53,7 @@ print(json.dumps({"codes": codes, "lazy": lazy, "network": events}))
     assert report["network"] == [] and report["lazy"], report
     assert report["codes"] == [0, 0, 2, 0]
     assert 'prompt "the number seven" -> 7 (1.00' in r.stdout  # the scores are shown
-    assert "=> 0.8 3 + 0.2 8" in r.stdout                      # a mix, weights as asked
+    assert "=> 0.75 3 + 0.25 8" in r.stdout                    # a mix, weights as asked
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in r.stderr
     assert errors[0].startswith('error: "a sunset over the sea" is not close to anything this model makes')
@@ -101,7 +101,22 @@ def test_numbers_are_read_exactly_and_misspellings_respelt():
     assert match("warm boots for winter", names, threshold=THRESHOLD).parts[0].scores[0][0] == "Ankle boot"
 
 
-def test_mixes_parse_and_sample_the_weighted_label_embedding(serve_runs):
+def test_prompts_that_cannot_pick_one_class_are_refused_in_one_line():
+    for words, why in [("12", "names 12, which this model does not make"), ("3 or 5", r"names several numbers \(3, 5\)"),
+                       ("nine plus nine", "names 18"), ("please", "says too little"), ("x \u00b2", "not close")]:
+        with pytest.raises(ConfigError, match=why):
+            match(words, DIGITS)
+    for words, why in [("0.7 dress + coat", "weighs some parts and not others"), ("1e9 dress + 1 coat", "weighs"),
+                       ("2000000 dress + 1 coat", "at most 1e\\+06"), ("0 dress + 1 coat", "weight .* is 0")]:
+        with pytest.raises(ConfigError, match=why):
+            split_parts(words)
+    for weights in [(), (("3", float("nan")),), (("3", -1.0), ("4", 2.0))]:
+        with pytest.raises(ConfigError, match="a mix of"):
+            Mix(weights)
+    assert split_parts(7) == [("7", 1.0)] and split_parts("1/2 dress + 1/2 coat") == [("1/2 dress", 0.5), ("1/2 coat", 0.5)]
+
+
+def test_mixes_parse_and_sample_the_weighted_label_embedding(serve_runs, tmp_path):
     assert split_parts("0.7 a dress + 30% a coat") == [("a dress", 0.7 / 1.0), ("a coat", 0.3)]
     with pytest.raises(ConfigError, match="empty part"):
         split_parts("a dress + ")
@@ -109,8 +124,14 @@ def test_mixes_parse_and_sample_the_weighted_label_embedding(serve_runs):
     weights = torch.tensor([[0.0, 1.0, 0.0, 0.0], [0.5, 0.0, 0.5, 0.0]])
     got = embed_labels(table, weights)
     assert torch.equal(got[0], table.weight[1]) and torch.allclose(got[1], (table.weight[0] + table.weight[2]) / 2)
-    for run in ("cgan", "flow"):  # a GAN's generator and a flow's U-Net (with guidance's "no label" row)
-        loaded = aigc.load(serve_runs[run])
+    cvae = {"name": "v", "seed": 0, "data": {"source": "digits"},
+            "model": {"name": "cvae", "arch": "mlp", "z_dim": 4, "hidden": [16], "embed_dim": 4},
+            "train": {"steps": 2, "batch_size": 8, "log_every": 1, "sample_every": 0, "ckpt_every": 2,
+                      "progress": False, "threads": 1}}
+    train(load_config(cvae), tmp_path / "cvae", echo=lambda m: None)
+    runs = {**serve_runs, "cvae": tmp_path / "cvae"}
+    for run in ("cgan", "flow", "cvae"):  # a GAN's generator, a flow's U-Net (guidance's "no label" row), a VAE decoder
+        loaded = aigc.load(runs[run])
         one = loaded.sample(4, seed=0, labels=["3"])
         assert torch.equal(loaded.sample(4, seed=0, labels=[Mix((("3", 1.0),))]), one)  # exactly the label
         half = loaded.sample(4, seed=0, labels=[Mix((("3", 0.5), ("8", 0.5)))])

@@ -53,7 +53,9 @@ def resolve(items: list[str], real: str | None) -> tuple[list[tuple[str, Path]],
         p = Path(item)
         if (p / "config.yaml").is_file():
             entries.append(("run", p))
-            configs[item] = dataclasses.asdict(read_run_config(p).data)
+            data = dataclasses.asdict(read_run_config(p).data)
+            data.pop("descriptions", None)  # what prompts match to, not what the model saw
+            configs[item] = data
         elif p.exists():
             entries.append(("samples", p))
         else:
@@ -65,8 +67,9 @@ def resolve(items: list[str], real: str | None) -> tuple[list[tuple[str, Path]],
     if real is not None:
         cfg = DataConfig(source=real)
         cfg.check()
+        real_cfg = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "descriptions"}
         for item, c in configs.items():
-            if c != dataclasses.asdict(cfg):
+            if c != real_cfg:
                 raise ConfigError(f"{item} was trained on {c['source']} (as configured), not on --real {real}",
                                   "leave --real out to use the runs' own data")
     elif configs:

@@ -67,6 +67,7 @@ class DataConfig:
 
             audio_settings(self)
         if self.descriptions is not None:
+            self.descriptions = {str(k): v for k, v in self.descriptions.items()}  # YAML reads `3: three` as an int key
             for name, text in self.descriptions.items():
                 if not isinstance(text, str) or not 0 < len(text) <= MAX_DESCRIPTION:
                     raise ConfigError(f"data.descriptions[{name!r}] is {text!r}",

@@ -109,7 +109,11 @@ class Mix:
     __slots__ = ("weights",)
 
     def __init__(self, weights: tuple[tuple[str, float], ...] | list[tuple[str, float]]):
-        self.weights = tuple((str(name), float(w)) for name, w in weights)  # (class name, weight), summing to 1
+        pairs = [(str(name), float(w)) for name, w in weights]
+        total = sum(w for _, w in pairs)
+        if not pairs or not all(math.isfinite(w) and w >= 0 for _, w in pairs) or not 0 < total < math.inf:
+            raise ConfigError(f"a mix of {pairs!r}", "give one or more classes with finite weights >= 0, not all 0")
+        self.weights = tuple((name, w / total) for name, w in pairs)  # (class name, weight), summing to 1
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Mix) and other.weights == self.weights
@@ -177,25 +181,41 @@ class Answer:
                            "scores": [{"class": n, "score": round(s, 4)} for n, s in p.scores]} for p in self.parts]}
 
 
-def split_parts(prompt: str) -> list[tuple[str, float]]:
-    """'0.7 a dress + 0.3 a coat' -> [('a dress', 0.7), ('a coat', 0.3)]; weights only with a '+'."""
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ConfigError("the prompt is empty", "say what to make, e.g. --prompt 'warm boots for winter'")
+MAX_WEIGHT = 1e6
+WEIGHTED = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(%?)(?:\s*[x*\u00d7])?\s+(\S.*)")  # '0.7 dress', '30% coat', '2 x boots'
+
+
+def split_parts(prompt: Any) -> list[tuple[str, float]]:
+    """'0.7 a dress + 0.3 a coat' -> [('a dress', 0.7), ('a coat', 0.3)]: parts joined by '+', each with a
+    leading weight (a number, a percentage, or 'N x') or none; all weighted or none (equal shares)."""
+    if isinstance(prompt, (int, float)) and not isinstance(prompt, bool):
+        prompt = str(prompt)
+    if not isinstance(prompt, str):
+        raise ConfigError(f"the prompt is {type(prompt).__name__}, not text", "say what to make in words")
+    if not prompt.strip():
+        raise ConfigError("the prompt is empty", "say what to make, e.g. 'warm boots for winter'")
     pieces = [p.strip() for p in prompt.split("+")]
     if len(pieces) == 1:
         return [(pieces[0], 1.0)]
     if any(not p for p in pieces):
-        raise ConfigError(f"the prompt {prompt!r} has an empty part around a '+'",
+        raise ConfigError(f"the prompt {prompt[:80]!r} has an empty part around a '+'",
                           "join the things to mix with '+', e.g. 'a dress + a coat'")
     if len(pieces) > MAX_PARTS:
         raise ConfigError(f"the prompt mixes {len(pieces)} parts", f"mix at most {MAX_PARTS}")
+    found = [WEIGHTED.fullmatch(p) for p in pieces]
+    if any(found) and not all(found):
+        raise ConfigError(f"the prompt {prompt[:80]!r} weighs some parts and not others",
+                          "weigh every part ('0.7 dress + 0.3 coat') or none ('dress + coat': equal shares)")
     out = []
-    for piece in pieces:
-        m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*(%?)\s*(?:[x*]\s+)?(.+)", piece)
-        weight, text = (1.0, piece) if m is None else (float(m.group(1)) / (100 if m.group(2) else 1), m.group(3))
-        if not (math.isfinite(weight) and weight > 0):
-            raise ConfigError(f"the weight in {piece!r} is {weight:g}", "give each part a weight above 0, or none")
-        out.append((text.strip(), weight))
+    for piece, m in zip(pieces, found, strict=True):
+        if m is None:
+            out.append((piece, 1.0))
+            continue
+        weight = float(m.group(1)) / (100 if m.group(2) else 1)
+        if not 0 < weight <= MAX_WEIGHT:
+            raise ConfigError(f"the weight in {piece[:60]!r} is {weight:g}", f"give each part a weight above 0 and at "
+                                                                        f"most {MAX_WEIGHT:g}, or none")
+        out.append((m.group(3).strip(), weight))
     total = sum(w for _, w in out)
     return [(t, w / total) for t, w in out]
 
@@ -250,13 +270,14 @@ OPERATIONS = {"plus": lambda a, b: a + b, "minus": lambda a, b: a - b, "times": 
               "x": lambda a, b: a * b, "multiplied by": lambda a, b: a * b,
               "divided by": lambda a, b: a // b if b and a % b == 0 else None}
 WORD = re.compile(r"[^\W\d_]+")
+BIG = 10**18  # stands for a numeral too long to be any class
 
 
 def read_number(text: str) -> int | None:
     """The one number a prompt names (a numeral, a number word in one of several languages, or
     'A plus/minus/times/divided by B'), or None when it names none or several different ones."""
-    tokens = re.findall(r"\d+|[^\W\d_]+", text.lower())
-    value = [int(t) if t.isdigit() else NUMBERS.get(t) for t in tokens]
+    tokens = re.findall(r"[0-9]+|[^\W\d_]+", text.lower())  # ASCII numerals only: '²' and '①' are not read
+    value = [(int(t) if len(t) <= 18 else BIG) if t.isdecimal() and t.isascii() else NUMBERS.get(t) for t in tokens]
     for i in range(len(tokens) - 2):
         for op, width in ((" ".join(tokens[i + 1:i + 3]), 2), (tokens[i + 1], 1)):
             j = i + 1 + width
@@ -264,6 +285,13 @@ def read_number(text: str) -> int | None:
                 return OPERATIONS[op](value[i], value[j])
     found = {v for v in value if v is not None}
     return found.pop() if len(found) == 1 else None
+
+
+def numbers_named(text: str) -> list[int]:
+    """Every number a prompt names, in order (numerals and number words)."""
+    tokens = re.findall(r"[0-9]+|[^\W\d_]+", text.lower())
+    return [(int(t) if len(t) <= 18 else BIG) if t.isdecimal() and t.isascii() else NUMBERS[t]
+            for t in tokens if (t.isdecimal() and t.isascii()) or t in NUMBERS]
 
 
 def respell(text: str, words: dict[str, frozenset[int]]) -> str:
@@ -295,10 +323,39 @@ def _known_words() -> frozenset[str]:
     return frozenset(w for w in sentence_model().tokenizer.get_vocab() if w.isalpha())
 
 
+CONTENT_FREE = frozenset(
+    "a an the some something anything thing things stuff please ok okay hi hey hello me my i you it its make draw "
+    "create give show generate want need like would could can just any random whatever this that these those of "
+    "for with to in on at and or be is are do let lets us we new".split())
+
+
+def refusal(text: str, names: list[str]) -> str | None:
+    """Why a (respelt) prompt part cannot pick a class whatever its scores, or None: it has no word that
+    means anything ('a', 'something', 'please'), or, when the classes are numbers, it names a number the
+    model does not make or several numbers."""
+    words = [w for w in WORD.findall(text.lower()) if w not in CONTENT_FREE]
+    if not words and not re.search(r"[0-9]", text):
+        return f'"{text}" says too little to pick a class'
+    if names and all(re.fullmatch(r"\d+", n) for n in names):
+        named, value = numbers_named(text), read_number(text)
+        if value is not None and str(value) not in names and value not in {int(n) for n in names}:
+            return f'"{text}" names {value if value < BIG else "a number"}, which this model does not make'
+        if value is None and len(set(named)) > 1:
+            return f'"{text}" names several numbers ({", ".join(str(v) for v in dict.fromkeys(named))})'
+    return None
+
+
 def scores(prompts: list[str], names: list[str], descriptions: dict[str, str] | None = None) -> Any:
     """[len(prompts), len(names)] similarities: each class's best-matching text by cosine similarity of
     sentence embeddings, after misspelt words are respelt; a class named by a number scores 1 when
-    the prompt names exactly that number ('say 7', 'siete', 'three plus four')."""
+    the prompt names exactly that number ('say 7', 'siete', 'three plus four'); a prompt `refusal`
+    refuses scores -1 for every class."""
+    return score_rows(prompts, names, descriptions)[0]
+
+
+def score_rows(prompts: list[str], names: list[str], descriptions: dict[str, str] | None = None
+               ) -> tuple[Any, list[str | None]]:
+    """`scores` and, for each prompt, the `refusal` reason (None when it may pick a class)."""
     import torch
 
     groups = class_texts(names, descriptions_for(names, descriptions))
@@ -319,7 +376,11 @@ def scores(prompts: list[str], names: list[str], descriptions: dict[str, str] | 
             number = read_number(text)
             if number in index:
                 out[row, index[number]] = 1.0
-    return out
+    reasons = [refusal(text, names) for text in fixed]
+    for row, why in enumerate(reasons):
+        if why is not None:
+            out[row] = -1.0
+    return out, reasons
 
 
 def match(prompt: str, names: list[str], descriptions: dict[str, str] | None = None, *,
@@ -329,12 +390,14 @@ def match(prompt: str, names: list[str], descriptions: dict[str, str] | None = N
     if not names:
         raise ConfigError("this model has no classes to match a prompt to", "train a conditional recipe")
     parts = split_parts(prompt)
-    sims = scores([t for t, _ in parts], names, descriptions)
+    sims, reasons = score_rows([t for t, _ in parts], names, descriptions)
+    listed = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
     out = []
-    for (text, weight), row in zip(parts, sims.tolist(), strict=True):
+    for (text, weight), row, why in zip(parts, sims.tolist(), reasons, strict=True):
+        if why is not None:
+            raise ConfigError(why, f"it makes: {listed}")
         ranked = sorted(zip(names, row, strict=True), key=lambda x: -x[1])
         if ranked[0][1] < threshold:
-            listed = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
             raise ConfigError(f'"{text}" is not close to anything this model makes (best: {ranked[0][0]} '
                               f"{ranked[0][1]:.2f} < {threshold:.2f})", f"it makes: {listed}")
         out.append(Part(text, weight, ranked))

@@ -137,7 +137,7 @@ def load_dataset(cfg: Any) -> Dataset:
         raise DataError(f"data source '{cfg.source}' has no training items", "point it at non-empty data")
     if getattr(cfg, "descriptions", None):
         names = list(ds.meta.get("class_names") or [])
-        described = {str(k): v for k, v in cfg.descriptions.items()}  # YAML reads `3: three` with an int key
+        described = {str(k): v for k, v in cfg.descriptions.items()}
         for name in described:
             if name not in names:
                 if not names:

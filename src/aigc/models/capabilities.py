@@ -181,9 +181,10 @@ class SequenceSampler(ABC):
 def embed_labels(table: torch.nn.Embedding, y: torch.Tensor) -> torch.Tensor:
     """Class ids [n] -> their rows of the embedding table; weights [n, k] -> the weighted sum of the
     table's first k rows (a Mix of classes: every conditional family samples mixes through this)."""
-    if y.is_floating_point():  # a product and a sum, not a matmul: no autocast, so one class alone is its row exactly
+    if y.is_floating_point():  # in float32 with autocast off: one class alone (weight 1, others 0) is its row exactly
         weight = table.weight[:y.shape[1]]
-        return (y.to(weight.dtype).unsqueeze(-1) * weight).sum(1)
+        with torch.autocast(y.device.type, enabled=False):
+            return (y.float() @ weight.float()).to(weight.dtype)
     return table(y)
 
 

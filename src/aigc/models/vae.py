@@ -194,9 +194,9 @@ class VAE(GenerativeModel, Encoder, LatentLikelihood, Conditional):
     # ------------------------------------------------------------ using it
 
     def _labels(self, labels: Any, n: int) -> torch.Tensor | None:
-        """Label ids [n] from names / indices (resolve_labels) or from a ready int64 tensor."""
+        """Label ids [n] from names / indices (resolve_labels), or a ready tensor (ids, or a Mix's weights [n, k])."""
         if torch.is_tensor(labels) and self.num_classes:
-            return labels.to(torch.int64)
+            return labels if labels.is_floating_point() else labels.to(torch.int64)  # weights [n, k] of a Mix
         return self.resolve_labels(labels, n)
 
     @torch.no_grad()
