@@ -80,8 +80,8 @@ def test_two_processes_take_the_step_one_process_takes_at_twice_the_batch(tmp_pa
         if job.poll() is None:      # a hang fails with both agents' own words, not a bare timeout
             job.kill()
             job.wait()
-    for job, log in zip(agents, logs):
-        assert job.returncode == 0, "\n".join(f"--- {x.name}\n{x.read_text()[-1500:]}" for x in logs)
+    told = "\n".join(f"--- {x.name}\n{x.read_text()[-1500:]}" for x in logs)
+    assert [job.returncode for job in agents] == [0, 0], told
     a, start = weights(one, 20), weights(one, 0)
     moved = max((a[k] - start[k]).abs().max().item() for k in a)
     assert moved > 0.02, moved              # training really moved the weights ...
