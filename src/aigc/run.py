@@ -127,8 +127,9 @@ class Loaded:
         from .prompts import match
 
         if not is_conditional(self.model):
-            raise ConfigError(f"this {self.config.model['name']} run was trained without labels, so a prompt has "
-                              "no class to pick", "train a conditional recipe (e.g. fashion-cflow) to sample from words")
+            raise ConfigError(f"a prompt does not apply to this {self.config.model['name']} run: it was trained "
+                              "without labels, so words have no class to pick",
+                              "train a conditional recipe (e.g. fashion-cflow) to sample from words")
         return match(prompt, self.class_names, self.model.meta.get("class_descriptions"))
 
     def prompt_labels(self, options: dict[str, Any]) -> tuple[dict[str, Any], Any]:
