@@ -146,6 +146,8 @@ def test_a_run_describes_its_classes_for_prompts_and_a_misnamed_class_is_one_lin
            "model": {"name": "gan-mlp", "z_dim": 4, "g_hidden": [8], "d_hidden": [8], "conditional": True},
            "train": {"steps": 2, "batch_size": 8, "log_every": 1, "sample_every": 0, "ckpt_every": 2,
                      "progress": False, "threads": 1}}
+    mixed = load_config({**cfg, "data": {"source": "digits", "descriptions": {3: "three", "4": "four"}}})
+    assert mixed.data.descriptions == {"3": "three", "4": "four"}  # YAML's int keys are the class names they spell
     train(load_config(cfg), tmp_path / "run", echo=lambda m: None)
     assert json.loads((tmp_path / "run" / "data.json").read_text())["class_descriptions"] == {"3": "a triangle; three corners"}
     assert aigc.load(tmp_path / "run").match("a triangle").label == "3"
