@@ -9,6 +9,10 @@ model can make, never a random class. Parts joined by '+' ("a summer dress + a w
 weights "0.7 dress + 0.3 coat") are matched one by one and mixed: the model samples a weighted sum of
 the classes' label embeddings (`Mix`), which every conditional family here takes.
 
+Before embedding, misspelt non-words are respelt to the classes' words (`respell`); when the classes
+are numbers, a number named in the prompt is read exactly (`read_number`), and `refusal` turns away
+prompts that say nothing or name a number the model lacks.
+
 Descriptions come from the run's data (`data.descriptions` in the config: {class: "phrase; phrase"}),
 else from the built-in ones for Fashion-MNIST's classes and for the digits 0-9 (images and speech).
 The sentence model is loaded on the first prompt only (about 7 s and 90 MB), once per process.
@@ -126,11 +130,6 @@ class Mix:
 
     def __str__(self) -> str:
         return " + ".join(f"{w:.2g} {name}" for name, w in self.weights)
-
-    @property
-    def name(self) -> str:
-        """For file names: the classes, heaviest first."""
-        return "+".join(name for name, _ in sorted(self.weights, key=lambda x: -x[1]))
 
 
 @dataclass
