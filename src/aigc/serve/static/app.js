@@ -245,6 +245,10 @@ async function loadReport(m) {
 
 $("model").addEventListener("change", chooseModel);
 $("options").addEventListener("submit", (e) => e.preventDefault());
+$("options").addEventListener("input", (e) => {  // words or a label: a conditional model takes one of them
+  const other = e.target.id === "opt-prompt" ? $("opt-label") : e.target.id === "opt-label" ? $("opt-prompt") : null;
+  if (other && e.target.value !== "" && current() && current().options.prompt && current().options.prompt.words) other.value = "";
+});
 $("generate").addEventListener("click", generate);
 $("download").addEventListener("click", download);
 $("reuse").addEventListener("click", () => { if (last) $("seed").value = last.out.seed; });
