@@ -162,7 +162,7 @@ def option_specs(loaded: Loaded) -> dict[str, dict[str, Any]]:
     if is_conditional(loaded.model) and not loaded.prompt_is_prefix:  # words matched to the classes: first
         specs["prompt"] = {"type": "string", "max_length": MAX_PROMPT, "default": None, "words": True,
                            "help": "say what to make in your own words: matched to the classes "
-                                   "(scores shown); 'a + b' mixes two; leave the label empty"}
+                                   "(scores shown); 'a + b' mixes two; words or a label, not both"}
     for f in fields(loaded.model.SampleOptions):
         spec: dict[str, Any] = {}
         field = "label" if f.name == "labels" else f.name
