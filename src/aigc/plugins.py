@@ -87,3 +87,4 @@ MODALITIES = table("modality")        # name -> Modality instance (aigc.modaliti
 MODELS = table("model")               # name -> GenerativeModel subclass
 DATA_SOURCES = table("data source")   # prefix -> loader(cfg, arg) -> Dataset; info: modality
 GAN_LOSSES = table("GAN loss")        # name -> GANLoss subclass
+CODECS = table("token codec")         # name -> TokenCodec subclass: what a sequence family's tokens stand for

@@ -4,17 +4,23 @@ A family subclasses `CharLM` and supplies `forward(idx, state) -> (logits, state
 called incrementally: given the state left by earlier tokens it consumes only the new ones (an RNN's
 hidden state, a Transformer's key/value cache). The sampler runs the same loop with or without that
 state, so the cached and uncached paths draw the same tokens for the same seed.
+
+What the token rows mean is the data's: its `codec` (a registered `TokenCodec`, "chars" unless the
+data's facts name another, e.g. "music") gives the vocabulary size, the sample options, the prompt
+and the decoding of sampled rows, and the modality the samples belong to. A family trains on any
+data whose codec is registered, with no branch on what the tokens stand for.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..plugins import CODECS
 from ..vocab import BOS, EOS, PAD, UNK, Vocab, decode_rows, line_hash, unpack_hashes
 from .base import GenerativeModel, SampleOptions
 from .capabilities import ExactLikelihood, SequenceSampler
@@ -82,24 +88,113 @@ class TextSampleOptions(SampleOptions):
         check_sampling(self.temperature, self.top_k, self.top_p, self.max_len)
 
 
-class CharLM(GenerativeModel, ExactLikelihood, SequenceSampler):
-    """Next-character prediction over the rows built by aigc.data.text."""
+class TokenCodec:
+    """What a sequence family's token rows stand for: subclass it, register it in aigc.plugins.CODECS
+    under the name a data source writes as `codec` in its facts, and the sequence families train on
+    that data and sample it. Built as `cls(meta)` with the data's facts."""
+
+    modality: ClassVar[str]                      # the modality of the samples `sample` returns
+    SampleOptions: ClassVar[type[SampleOptions]]
+
+    def __init__(self, meta: dict[str, Any]):
+        self.meta = meta
+
+    @property
+    def size(self) -> int:
+        """Token ids run from 0 to size - 1 (0 padding, 1 start/end, 2 unknown, as in aigc.vocab)."""
+        raise NotImplementedError
+
+    def sample(self, model: CharLM, n: int, generator: torch.Generator | None, **options: Any) -> Any:
+        """n samples drawn with `model.generate`, in the modality's in-memory form."""
+        raise NotImplementedError
+
+    def hints(self, model: CharLM) -> dict[str, dict[str, Any]]:
+        return {}
+
+
+@CODECS.register("chars")
+class CharsCodec(TokenCodec):
+    """Text: one token a character (aigc.data.text); samples are strings."""
 
     modality = "text"
+    SampleOptions = TextSampleOptions
+
+    def __init__(self, meta: dict[str, Any]):
+        super().__init__(meta)
+        self.vocab = Vocab.from_meta(meta)
+        self._copies: set[int] | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.vocab)
+
+    def hints(self, model: CharLM) -> dict[str, dict[str, Any]]:
+        return {"max_len": {"default": model.block_size if model.kind == "lines" else 200}}
+
+    def is_copy(self, text: str) -> bool:
+        if self._copies is None:
+            blob = self.meta.get("train_hashes")
+            if blob is None:
+                raise ConfigError("this run keeps no list of training lines to compare with",
+                                  "drop-copies works for names and lines:PATH data")
+            self._copies = unpack_hashes(blob)
+        return line_hash(text) in self._copies
+
+    def sample(self, model: CharLM, n: int, generator: torch.Generator | None = None, *, labels: Any = None,
+               temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+               prompt: str = "", max_len: int | None = None, drop_copies: bool = False,
+               cache: bool = True) -> list[str]:
+        """n strings, each the prompt plus up to max_len new characters.
+
+        drop_copies: leave out samples that occur verbatim in the training lines and draw more (at
+        most MAX_ROUNDS rounds, so fewer than n may come back when the model mostly copies).
+        """
+        if labels is not None:
+            raise ConfigError("text models take no labels", "use --prompt to steer the text")
+        check_sampling(temperature, top_k, top_p, max_len)
+        if max_len is None:
+            max_len = model.block_size if model.kind == "lines" else 200
+        prefix = [BOS] + self.vocab.encode(prompt)
+        if drop_copies:
+            self.is_copy("")  # fail early when the run cannot tell
+        out: list[str] = []
+        for _ in range(MAX_ROUNDS if drop_copies else 1):
+            want = n - len(out)
+            if want <= 0:
+                break
+            batch = max(want, 16) if drop_copies else want
+            rows = model.generate(prefix, batch, max_len, generator=generator, temperature=temperature,
+                                  top_k=top_k, top_p=top_p, cache=cache)
+            texts = [prompt + s for s in decode_rows(rows, self.vocab, model.kind, len(prefix))]
+            out += [t for t in texts if not (drop_copies and self.is_copy(t))][:want]
+        return out
+
+
+class CharLM(GenerativeModel, ExactLikelihood, SequenceSampler):
+    """Next-token prediction over the rows built by aigc.data.text (or any data with a registered codec)."""
+
+    modality = "text"          # for characters; an instance makes its codec's modality
     SampleOptions = TextSampleOptions
     train_defaults = {"grad_clip": 1.0}  # what the text families always did (it keeps long sequences stable)
     max_context: int | None = None   # tokens a forward pass can see (None: unbounded, e.g. an RNN)
 
+    @classmethod
+    def makes(cls, meta: dict[str, Any]) -> str:
+        return CODECS.get(str(meta.get("codec", "chars"))).modality
+
     def __init__(self, cfg: Any, meta: dict[str, Any]):
         super().__init__(cfg, meta)
-        self.vocab = Vocab.from_meta(meta)
-        self.vocab_size = len(self.vocab)
+        self.codec = CODECS.get(str(meta.get("codec", "chars")))(meta)
+        self.modality = self.codec.modality
+        self.SampleOptions = self.codec.SampleOptions
+        self.preview_n = getattr(self.codec, "preview_n", type(self).preview_n)
+        self.vocab = getattr(self.codec, "vocab", None)  # characters (text data); None for other codecs
+        self.vocab_size = self.codec.size
         self.block_size = int(meta["block_size"])
         self.kind = meta.get("kind", "lines")
-        self._copies: set[int] | None = None
 
     def sample_hints(self) -> dict[str, dict[str, Any]]:
-        return {"max_len": {"default": self.block_size if self.kind == "lines" else 200}}
+        return self.codec.hints(self)
 
     # ------------------------------------------------------------ the family's part
 
@@ -145,16 +240,19 @@ class CharLM(GenerativeModel, ExactLikelihood, SequenceSampler):
     @torch.no_grad()
     def generate(self, prefix: list[int], n: int, max_new: int, *, generator: torch.Generator | None = None,
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                 cache: bool = True) -> torch.Tensor:
+                 cache: bool = True, banned: list[int] | None = None,
+                 until: tuple[int, int] | None = None) -> torch.Tensor:
         """[n, len(prefix) + up to max_new] ids; lines stop at the end token (rows after it are junk).
 
         A model with a bounded context conditions on the tokens since `start`; when they outgrow the
         context, `start` jumps so that the newest half is kept (and a cache is rebuilt from there).
         Runs in the mode the caller set (eval for sampling): it never flips it, so threads may share a model.
+        `banned`: more token ids never drawn; `until` (token, k): a row is done once it drew k of that token.
         """
         tokens = torch.tensor([prefix] * n, dtype=torch.int64).view(n, len(prefix))
-        banned = [PAD, UNK] + ([BOS] if self.kind != "lines" else [])
+        banned = [PAD, UNK] + ([BOS] if self.kind != "lines" else []) + list(banned or [])
         done = torch.zeros(n, dtype=torch.bool)
+        drawn = torch.zeros(n, dtype=torch.int64)
         start, fed, state = 0, 0, self.init_state(n) if cache else None
         for _ in range(max_new):
             length = tokens.shape[1]
@@ -170,50 +268,16 @@ class CharLM(GenerativeModel, ExactLikelihood, SequenceSampler):
             last[:, banned] = -math.inf
             nxt = pick(last, generator, temperature, top_k, top_p)
             tokens = torch.cat([tokens, nxt[:, None]], 1)
+            if until is not None:
+                drawn += nxt == until[0]
+                done |= drawn >= until[1]
             if self.kind == "lines":
                 done |= nxt == EOS
-                if bool(done.all()):
-                    break
+            if bool(done.all()):
+                break
         return tokens
 
-    def decode_rows(self, tokens: torch.Tensor, skip: int) -> list[str]:
-        return decode_rows(tokens, self.vocab, self.kind, skip)
-
-    def is_copy(self, text: str) -> bool:
-        if self._copies is None:
-            blob = self.meta.get("train_hashes")
-            if blob is None:
-                raise ConfigError("this run keeps no list of training lines to compare with",
-                                  "drop-copies works for names and lines:PATH data")
-            self._copies = unpack_hashes(blob)
-        return line_hash(text) in self._copies
-
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None, labels: Any = None,
-               temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-               prompt: str = "", max_len: int | None = None, drop_copies: bool = False,
-               cache: bool = True) -> list[str]:
-        """n strings, each the prompt plus up to max_len new characters.
-
-        drop_copies: leave out samples that occur verbatim in the training lines and draw more (at
-        most MAX_ROUNDS rounds, so fewer than n may come back when the model mostly copies).
-        """
-        if labels is not None:
-            raise ConfigError("text models take no labels", "use --prompt to steer the text")
-        check_sampling(temperature, top_k, top_p, max_len)
-        if max_len is None:
-            max_len = self.block_size if self.kind == "lines" else 200
-        prefix = [BOS] + self.vocab.encode(prompt)
-        if drop_copies:
-            self.is_copy("")  # fail early when the run cannot tell
-        out: list[str] = []
-        for _ in range(MAX_ROUNDS if drop_copies else 1):
-            want = n - len(out)
-            if want <= 0:
-                break
-            batch = max(want, 16) if drop_copies else want
-            rows = self.generate(prefix, batch, max_len, generator=generator, temperature=temperature,
-                                 top_k=top_k, top_p=top_p, cache=cache)
-            texts = [prompt + s for s in self.decode_rows(rows, len(prefix))]
-            out += [t for t in texts if not (drop_copies and self.is_copy(t))][:want]
-        return out
+    def sample(self, n: int, *, generator: torch.Generator | None = None, **options: Any) -> Any:
+        """n samples as the data's codec makes them (text: strings, each the prompt plus new characters)."""
+        return self.codec.sample(self, n, generator, **options)

@@ -42,6 +42,12 @@ class GenerativeModel(nn.Module):
     train_defaults: ClassVar[dict[str, Any]] = {}  # train.* values this family uses unless the config sets them
     preview_n: ClassVar[int] = 64                 # samples drawn for each progress sample and the final one
 
+    @classmethod
+    def makes(cls, meta: dict[str, Any]) -> str:
+        """The modality this family makes from data with these facts (its own, unless a family serves
+        several: a sequence family makes what its data's token codec says)."""
+        return cls.modality
+
     def __init__(self, cfg: Any, meta: dict[str, Any]):
         super().__init__()
         self.cfg = cfg

@@ -214,8 +214,8 @@ class Trainer:
         for warning in self.data.meta.get("warnings") or []:  # what the source found (cut samples...)
             echo(f"warning: {warning}")
         family = MODELS.get(str(cfg.model["name"]))  # asked before building: a family fits only its own data
-        if family.modality != self.data.modality:
-            raise ConfigError(f"model {cfg.model['name']} makes {family.modality} but {cfg.data.source} "
+        if family.makes(self.data.meta) != self.data.modality:
+            raise ConfigError(f"model {cfg.model['name']} makes {family.makes(self.data.meta)} but {cfg.data.source} "
                               f"holds {self.data.modality}", "pick a model for this kind of data")
         self.model = build_model(cfg.model, self.data.meta)
         self.modality = MODALITIES.get(self.model.modality)
