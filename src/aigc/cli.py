@@ -147,7 +147,8 @@ def sample_options(args: argparse.Namespace) -> dict[str, Any]:
         opts["labels"] = args.label
     if args.no_ema:
         opts["ema"] = False
-    for key in ("temperature", "top_k", "top_p", "prompt", "max_len", "sampler", "guidance"):
+    for key in ("temperature", "top_k", "top_p", "prompt", "max_len", "sampler", "guidance", "bars", "prompt_bars",
+                "key"):
         if getattr(args, key) is not None:
             opts[key] = getattr(args, key)
     if args.sample_steps is not None:
@@ -324,7 +325,7 @@ def _add_data_commands(sub: Any) -> None:
     dsub = d.add_subparsers(dest="data_command", required=True, parser_class=Parser)
     a = dsub.add_parser("audit", help="report counts, duplicates, leaks, outliers and what to do")
     a.add_argument("source", help="dataset name or source: fashion-mnist, digits, folder:DIR, npz:FILE, "
-                                  "prepared:DIR, names, lines:FILE, text:FILE")
+                                  "prepared:DIR, names, lines:FILE, text:FILE, chorales, midi:DIR")
     a.add_argument("--out", help="report folder (default: audits/SOURCE)")
     a.add_argument("--near", type=float, default=0.995, help="cosine at which images count as near-duplicates")
     p = dsub.add_parser("prepare", help="resize/crop/convert, optionally de-duplicate, save for `prepared:DIR`")
@@ -544,8 +545,9 @@ def build_parser() -> Parser:
     s.add_argument("--seed", type=int, help="random seed (same seed, same samples)")
     s.add_argument("--label", action="append", help="class name or index (conditional models; repeat for several: "
                                                       "the PNG grid has one column per label)")
-    s.add_argument("--out", help="output file (.png grid, .npz arrays or .txt)")
-    s.add_argument("--format", help="output format: png or npz for images, txt for text (default from --out's suffix)")
+    s.add_argument("--out", help="output file (.png grid, .npz arrays or .txt) or folder (audio, video, music)")
+    s.add_argument("--format", help="output format: png or npz for images, txt for text, mid for music "
+                                    "(default from --out's suffix)")
     s.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
     s.add_argument("--device", default="cpu", help=DEVICE_HELP)
     s.add_argument("--no-ema", action="store_true", help="sample the raw generator instead of its EMA")
@@ -557,6 +559,11 @@ def build_parser() -> Parser:
                                      "classes (scores shown; below a threshold it says what the model makes); "
                                      "'a dress + a coat' or '0.7 dress + 0.3 coat' mixes classes")
     s.add_argument("--max-len", type=int, help="text: at most this many new characters a sample")
+    s.add_argument("--bars", type=int, help="music: each piece's length in bars, prompt bars included (default 8)")
+    s.add_argument("--prompt-bars", type=int,
+                   help="music: start each piece from the first N bars of a test piece (piece i: test piece i)")
+    s.add_argument("--key", help="music: the key to write in, e.g. D or 'F# minor' (its mode steers the model; "
+                                 "default: C major or A minor, as it trained)")
     s.add_argument("--drop-copies", "--novel", action="store_true",
                    help="text: leave out samples that occur verbatim in the training lines")
     s.add_argument("--sample-steps", type=int, help="diffusion/flow: sampler steps (default: the recipe's)")

@@ -92,7 +92,7 @@ def describe(result: dict[str, Any]) -> str:
     trained = (f", trained {feats['steps']:,} steps on {feats['n_train']:,} images"
                if feats.get("steps") and feats.get("n_train") and "trained_by" not in feats else "")
     net = feats.get("name", "?") + quality + trained
-    unit = {"video": "clips", "audio": "clips"}.get(str(result.get("modality")), "images")
+    unit = {"video": "clips", "audio": "clips", "music": "pieces"}.get(str(result.get("modality")), "images")
     what = {"run": f"{result['n']:,} generated {unit} from {result.get('run')} ({result.get('checkpoint')})",
             "samples": f"{result['n']:,} {unit} from {result.get('samples')}"}.get(
         result["kind"], f"{result['n']:,} real training {unit} of {result['data']}")

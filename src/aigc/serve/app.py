@@ -89,6 +89,10 @@ class SampleRequest(BaseModel):
                                            "matched to the classes ('a + b' mixes them), the match in prompt_match")
     max_len: int | None = Field(None, ge=1, le=MAX_TOKENS, description="text: at most this many new tokens")
     drop_copies: bool | None = Field(None, description="text: leave out samples found verbatim in training")
+    bars: int | None = Field(None, ge=1, le=64, description="music: each piece's length in bars, prompt bars included")
+    prompt_bars: int | None = Field(None, ge=0, le=4, description="music: start from the first bars of a test piece")
+    key: str | None = Field(None, max_length=16, description="music: the key, e.g. D or F# minor (default C major / "
+                                                             "A minor)")
 
     def options(self) -> dict[str, Any]:
         """The family options this request sets (fields left out keep the family's defaults)."""

@@ -1,0 +1,123 @@
+"""The music token codec: how the sequence families (Transformer, LSTM, GRU, RNN) sample chorales.
+
+Registered as CODECS["music"]; a music source writes `codec: music` in its facts, so `aigc train
+chorales-transformer` builds the ordinary Transformer, whose samples this turns into scores.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+from ..plugins import CODECS
+from ..score import BAR, BOS_ID, INDEX, METERS, TOKENS, Score, bar_tokens, decode, parse_key
+from .autoregressive import CharLM, TokenCodec, check_sampling
+from .base import SampleOptions
+
+MAX_BARS = 256
+
+
+@dataclass
+class MusicSampleOptions(SampleOptions):
+    temperature: float = 1.0       # sharpen (< 1) or flatten (> 1) the choices; 0 is greedy
+    top_k: int | None = None       # choose only among the k likeliest tokens
+    top_p: float | None = None     # choose only among the likeliest tokens holding this mass
+    bars: int = 8                  # each piece's length in bars, the prompt's bars included
+    prompt_bars: int = 0           # start from the first bars of a test piece (sample i: test piece i)
+    key: str | None = None         # e.g. "D" or "F# minor": its mode steers the model, the piece is moved to it
+    cache: bool = True             # reuse past keys/values or hidden states (same tokens, faster)
+
+    def check(self) -> None:
+        check_sampling(self.temperature, self.top_k, self.top_p, None)
+        if not 1 <= self.bars <= MAX_BARS:
+            raise ConfigError(f"bars is {self.bars}", f"ask for 1 to {MAX_BARS} bars")
+        if not 0 <= self.prompt_bars < self.bars:
+            raise ConfigError(f"prompt-bars is {self.prompt_bars} with bars {self.bars}",
+                              "use fewer prompt bars than bars (0: no prompt)")
+        if self.key is not None:
+            parse_key(self.key)
+
+
+def header_end(ids: list[int]) -> int:
+    """Index of the first bar line (the header's length)."""
+    return ids.index(INDEX[BAR]) if INDEX[BAR] in ids else len(ids)
+
+
+def first_bars(ids: list[int], bars: int) -> list[int]:
+    """A prompt's header and its first `bars` bars."""
+    seen = 0
+    for i, t in enumerate(ids):
+        if t == INDEX[BAR]:
+            seen += 1
+            if seen > bars:
+                return ids[:i]
+    return list(ids)
+
+
+@CODECS.register("music")
+class MusicCodec(TokenCodec):
+    """Four voices on a sixteenth grid (aigc.score); samples are `Score`s."""
+
+    modality = "music"
+    SampleOptions = MusicSampleOptions
+    preview_n = 8  # pieces drawn for each progress sample (each is rendered to a WAV)
+
+    def __init__(self, meta: dict[str, Any]):
+        super().__init__(meta)
+        tokens = list(meta.get("tokens") or [])
+        if tokens != TOKENS:
+            raise ConfigError("this run's music vocabulary is not the one this aigc reads",
+                              "sample it with the aigc version that trained it, or train again")
+        self.prompts = list(meta.get("prompts") or [])
+
+    @property
+    def size(self) -> int:
+        return len(TOKENS)
+
+    def hints(self, model: CharLM) -> dict[str, dict[str, Any]]:
+        return {"key": {"default": None}}
+
+    def prefixes(self, n: int, prompt_bars: int, mode: str | None) -> list[tuple[list[int], str]]:
+        """Per sample: the tokens it starts from and where they come from."""
+        if not prompt_bars:
+            start = [BOS_ID] + ([INDEX[mode]] if mode else [])
+            return [(start, "")] * n
+        chosen = [p for p in self.prompts if mode is None or p["mode"] == mode]
+        if not chosen:
+            raise ConfigError(f"this run keeps no test piece{' in ' + mode if mode else ''} to take a prompt from",
+                              "sample without --prompt-bars" + (", or in the other mode" if mode else ""))
+        return [(first_bars(list(chosen[i % len(chosen)]["ids"]), prompt_bars), chosen[i % len(chosen)]["name"])
+                for i in range(n)]
+
+    def sample(self, model: CharLM, n: int, generator: torch.Generator | None = None, *, labels: Any = None,
+               temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, bars: int = 8,
+               prompt_bars: int = 0, key: str | None = None, cache: bool = True) -> list[Score]:
+        """n pieces of `bars` bars each (the end token is not drawn: a piece is as long as asked)."""
+        if labels is not None:
+            raise ConfigError("music models take no labels", "use --key or --prompt-bars to steer the music")
+        MusicSampleOptions(temperature, top_k, top_p, bars, prompt_bars, key, cache).check()
+        tonic, mode = parse_key(key) if key is not None else (None, None)
+        starts = self.prefixes(n, prompt_bars, mode)
+        longest = max(bar_tokens(m) for m in METERS)
+        out: list[Score | None] = [None] * n
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (ids, _) in enumerate(starts):
+            groups.setdefault(tuple(ids), []).append(i)
+        for ids, idx in groups.items():  # samples with the same start are drawn together
+            done = sum(1 for t in ids if t == INDEX[BAR])
+            new = (bars - done) * longest + 8  # at most; a row stops at the bar line after its last bar
+            rows = model.generate(list(ids), len(idx), new, generator=generator, temperature=temperature,
+                                  top_k=top_k, top_p=top_p, cache=cache, banned=[BOS_ID],
+                                  until=(INDEX[BAR], bars - done + 1))
+            for j, row in zip(idx, rows.tolist(), strict=True):
+                score = decode(row, tonic=tonic, name=f"{j:03d}")
+                bars_made = len(score.bars)
+                score = score.cut(0, bars)
+                score.facts.update(prompt=starts[j][1], prompt_bars=prompt_bars, bars_made=min(bars_made, bars))
+                out[j] = score
+        return [s for s in out if s is not None]
+
+
+__all__ = ["MusicCodec", "MusicSampleOptions", "TOKENS"]
