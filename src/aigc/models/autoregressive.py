@@ -13,6 +13,7 @@ data whose codec is registered, with no branch on what the tokens stand for.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -241,13 +242,15 @@ class CharLM(GenerativeModel, ExactLikelihood, SequenceSampler):
     def generate(self, prefix: list[int], n: int, max_new: int, *, generator: torch.Generator | None = None,
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                  cache: bool = True, banned: list[int] | None = None,
-                 until: tuple[int, int] | None = None) -> torch.Tensor:
+                 until: tuple[int, int] | None = None,
+                 allowed: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """[n, len(prefix) + up to max_new] ids; lines stop at the end token (rows after it are junk).
 
         A model with a bounded context conditions on the tokens since `start`; when they outgrow the
         context, `start` jumps so that the newest half is kept (and a cache is rebuilt from there).
         Runs in the mode the caller set (eval for sampling): it never flips it, so threads may share a model.
-        `banned`: more token ids never drawn; `until` (token, k): a row is done once it drew k of that token.
+        `banned`: more token ids never drawn; `until` (token, k): a row is done once it drew k of that token;
+        `allowed(tokens [n, length]) -> bool [n, vocab]`: the tokens each row may draw next.
         """
         tokens = torch.tensor([prefix] * n, dtype=torch.int64).view(n, len(prefix))
         banned = [PAD, UNK] + ([BOS] if self.kind != "lines" else []) + list(banned or [])
@@ -266,6 +269,8 @@ class CharLM(GenerativeModel, ExactLikelihood, SequenceSampler):
                 logits, _ = self(tokens[:, start:length], None)
             last = logits[:, -1].clone()
             last[:, banned] = -math.inf
+            if allowed is not None:  # a grammar of the codec's: only tokens that fit where each row stands
+                last = last.masked_fill(~allowed(tokens), -math.inf)
             nxt = pick(last, generator, temperature, top_k, top_p)
             tokens = torch.cat([tokens, nxt[:, None]], 1)
             if until is not None:

@@ -12,7 +12,22 @@ import torch
 
 from ..errors import ConfigError
 from ..plugins import CODECS
-from ..score import BAR, BOS_ID, INDEX, METERS, TOKENS, Score, bar_tokens, decode, parse_key
+from ..score import (
+    BAR,
+    BEGIN,
+    BOS_ID,
+    HOLD,
+    INDEX,
+    METERS,
+    MODES,
+    REST,
+    TOKENS,
+    Score,
+    bar_tokens,
+    decode,
+    parse_key,
+    steps_per_bar,
+)
 from .autoregressive import CharLM, TokenCodec, check_sampling
 from .base import SampleOptions
 
@@ -54,6 +69,66 @@ def first_bars(ids: list[int], bars: int) -> list[int]:
             if seen > bars:
                 return ids[:i]
     return list(ids)
+
+
+class Grammar:
+    """Which tokens fit where each row stands: the header's mode, a meter the data had and `begin`,
+    then bars of whole steps (four voice tokens each), a bar line only between steps and always when
+    a bar of the meter is full (a first bar may be shorter: an upbeat). Fed the rows as they grow."""
+
+    def __init__(self, n: int, meters: list[str]):
+        self.seen = [0] * n
+        self.state = [{"at": 0, "per_bar": 64, "pos": -1, "bars": 0} for _ in range(n)]
+        self.masks = {}
+        v = len(TOKENS)
+
+        def mask(ids: list[int]) -> torch.Tensor:
+            m = torch.zeros(v, dtype=torch.bool)
+            m[ids] = True
+            return m
+
+        voice = [i for t, i in INDEX.items() if t in (HOLD, REST) or (t.startswith("p") and t[1:].isdigit())]
+        self.masks = {"mode": mask([INDEX[m] for m in MODES]),
+                      "meter": mask([INDEX[m] for m in meters if m in INDEX] or [INDEX["4/4"]]),
+                      "begin": mask([INDEX[BEGIN]]), "bar": mask([INDEX[BAR]]), "voice": mask(voice),
+                      "either": mask(voice + [INDEX[BAR]])}
+
+    def _feed(self, st: dict[str, Any], t: int) -> None:
+        name = TOKENS[t]
+        if st["at"] == 0:
+            st["at"] = 1  # <s>
+        elif st["at"] == 1:
+            st["at"] = 2  # the mode
+        elif st["at"] == 2:
+            st["per_bar"] = 4 * steps_per_bar(name) if name in METERS else 64
+            st["at"] = 3
+        elif st["at"] == 3:
+            st["at"] = 4  # begin or cont
+        elif name == BAR:
+            st["pos"], st["bars"] = 0, st["bars"] + 1
+        else:
+            st["pos"] += 1
+
+    def _next(self, st: dict[str, Any]) -> torch.Tensor:
+        at = st["at"]
+        if at < 4:
+            return self.masks[("mode", "mode", "meter", "begin")[at]]
+        if st["pos"] < 0 or st["pos"] >= st["per_bar"]:
+            return self.masks["bar"]
+        if st["pos"] % 4 or st["pos"] == 0:
+            return self.masks["voice"]
+        return self.masks["either"] if st["bars"] == 1 else self.masks["voice"]  # an upbeat ends early
+
+    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        first = min(self.seen)
+        rows = tokens[:, first:].tolist()  # only the tokens not fed yet
+        out = []
+        for r, st in enumerate(self.state):
+            for t in rows[r][self.seen[r] - first:]:
+                self._feed(st, t)
+            self.seen[r] = tokens.shape[1]
+            out.append(self._next(st))
+        return torch.stack(out)
 
 
 @CODECS.register("music")
@@ -110,7 +185,8 @@ class MusicCodec(TokenCodec):
             new = (bars - done) * longest + 8  # at most; a row stops at the bar line after its last bar
             rows = model.generate(list(ids), len(idx), new, generator=generator, temperature=temperature,
                                   top_k=top_k, top_p=top_p, cache=cache, banned=[BOS_ID],
-                                  until=(INDEX[BAR], bars - done + 1))
+                                  until=(INDEX[BAR], bars - done + 1),
+                                  allowed=Grammar(len(idx), list(self.meta.get("meters") or ["4/4"])))
             for j, row in zip(idx, rows.tolist(), strict=True):
                 score = decode(row, tonic=tonic, name=f"{j:03d}")
                 bars_made = len(score.bars)
