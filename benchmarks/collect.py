@@ -27,6 +27,7 @@ ORDER = [  # the speed tables first, then text, then memory
     "audio-digits-speech.md",
     "griffin-lim-floor.md",
     "video.md",
+    "music.md",
     "prompts.md",
     "scaling.md",
     "serve.md",

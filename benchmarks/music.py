@@ -12,14 +12,12 @@ figures. Runs are kept in --workdir: a recipe trained there already is only eval
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .recipes import measure, run_info, variant, write_rows
-from .timing import load_average, results_header
+from .recipes import measure_each
+from .timing import results_header
 
 RESULTS = Path(__file__).parent / "results"
 DEFAULT = ["chorales-transformer", "chorales-lstm"]
@@ -48,8 +46,10 @@ def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
         f"{info['n']} sampled pieces of 8 bars (no prompt, C major / A minor) against the test pieces' first 8 "
         "bars; a ✓ marks a mean within the test pieces' 10%-90% spread "
         f"({spread}). Copying: the longest run of consecutive bars of a sample found in order in one training "
-        "piece. The floor row is the val pieces' first 8 bars measured the same way. Training minutes are step "
-        "time recorded in the checkpoint.",
+        "piece. Rows with `--max-copy-bars 2` draw the same pieces (seed 0) with that sampling option: a piece "
+        "repeating more than 2 consecutive bars of one training piece is drawn again (pieces/s counts the "
+        "redraws). The floor row is the val pieces' first 8 bars measured the same way. Training minutes are "
+        "step time recorded in the checkpoint.",
         "",
         f"Targets (issue 22, <= {TRAIN_MINUTES:g} training minutes): statistics within the real spread on at least "
         f"{WITHIN} of 5; no sample copying more than {COPY_BARS} bars of a training piece.",
@@ -57,7 +57,8 @@ def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
         "| recipe | steps | training min | pieces/s | nats/token | nats/voice token | nats/step | "
         + " | ".join(h for _, h in STATS) + " | within | longest copy (bars) |",
         "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(STATS) + "---:|---:|"]
-    notes = []
+    notes: list[str] = []
+    rows_f: list[str] = []
     floor = None
     for r in rows:
         if "error" in r:
@@ -74,6 +75,13 @@ def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
                    f"({'met' if c['over_2_bars'] == 0 else 'missed'})",
                    f"{r['train_minutes']:.1f} training min ({'met' if r['train_minutes'] <= TRAIN_MINUTES else 'missed'})"]
         notes.append(f"- `{r['recipe']}`: " + "; ".join(verdict) + ".")
+        f = r.get("filtered")
+        if f:
+            fs = f["stats"]
+            rows_f.append(f"| `{r['recipe']}` `--max-copy-bars {f['max_copy_bars']}` | | | {f['pieces'] / f['seconds']:.2f} | "
+                          "| | | " + " | ".join(_stat(fs, k) for k, _ in STATS)
+                          + f" | {fs['within_spread']} | {fs['copying']['longest_bars']} |")
+    out += rows_f
     if floor:
         out.append("| val pieces (floor) | | | | | | | " + " | ".join(_stat(floor, k) for k, _ in STATS)
                    + f" | {floor['within_spread']} | {floor['copying']['longest_bars']} |")
@@ -88,6 +96,24 @@ def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
     return "\n".join(out + [""] + notes)
 
 
+def without_copies(run_dir: Path, n: int, most: int = COPY_BARS) -> dict[str, Any]:
+    """The eval's n pieces drawn again with `max_copy_bars=most` (same seed and length): their
+    statistics against the same test pieces, and the time the redraws cost."""
+    import aigc
+    from aigc.data.music import music_splits
+    from aigc.metrics.music import EVAL_BARS, stats_table, summarize
+
+    loaded = aigc.load(run_dir)
+    _, splits, _ = music_splits(loaded.config.data)
+    real = stats_table([s.cut(0, EVAL_BARS) for s in splits["test"] if len(s.bar_slices()) >= EVAL_BARS],
+                       splits["train"])
+    tic = time.perf_counter()
+    pieces = loaded.sample(n, seed=0, bars=EVAL_BARS, max_copy_bars=most)
+    seconds = time.perf_counter() - tic
+    return {"max_copy_bars": most, "pieces": len(pieces), "seconds": seconds,
+            "stats": summarize(real, stats_table(pieces, splits["train"]))}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.music", description=__doc__.splitlines()[0])
     p.add_argument("recipes", nargs="*", default=DEFAULT, help="recipes, or variants RECIPE+KEY=VALUE")
@@ -95,28 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=Path("runs/bench-music"))
     p.add_argument("--out", type=Path, default=RESULTS / "music.md")
     args = p.parse_args(argv)
-    tic, load_start = time.perf_counter(), load_average()
-    rows = []
-    for recipe in args.recipes:
-        print(f"{recipe} ...", file=sys.stderr, flush=True)
-        try:
-            row = measure(recipe, args.workdir, args.n, [], eval_args=[])
-            run_dir = (args.workdir / variant(recipe, [])[2]).resolve()
-            result = json.loads((run_dir / "eval-benchmark.json").read_text())
-            row["stats"], row["likelihood"] = result["statistics"], result["likelihood"]
-            row["floor"] = (result.get("floor") or {}).get("statistics")
-            row["pieces_per_s"] = args.n / result["sampling_seconds"]
-            row["references"] = result.get("references")
-            row["out_of_place_tokens"] = result.get("tokens_out_of_place")
-            rows.append(row)
-        except Exception as e:  # one failed recipe must not hide the others' rows
-            rows.append({"recipe": recipe, "error": f"{type(e).__name__}: {e}"})
-        print(f"  {rows[-1].get('stats', rows[-1].get('error'))}", file=sys.stderr, flush=True)
-        info = run_info("music", argv, tic, load_start, n=args.n)
-        write_rows(args.out, rows, info, render)
-    print(f"wrote {args.out}", file=sys.stderr)
-    return 0 if all("error" not in r for r in rows) else 1
 
+    def add(row: dict[str, Any], run_dir: Path, result: dict[str, Any]) -> None:
+        row["stats"], row["likelihood"] = result["statistics"], result["likelihood"]
+        row["floor"] = (result.get("floor") or {}).get("statistics")
+        row["pieces_per_s"] = args.n / result["sampling_seconds"]
+        row["references"] = result.get("references")
+        row["out_of_place_tokens"] = result.get("tokens_out_of_place")
+        row["filtered"] = without_copies(run_dir, args.n)
+
+    return measure_each("music", argv, args, render, add)
 
 if __name__ == "__main__":
     raise SystemExit(main())

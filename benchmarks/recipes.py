@@ -122,6 +122,27 @@ def run_info(module: str, argv: list[str] | None, tic: float, load_start: str, *
             "load_start": load_start, "load_end": load_average()}
 
 
+def measure_each(module: str, argv: list[str] | None, args: Any, render: Any, add: Any) -> int:
+    """The loop of a modality's recipe benchmark: each of args.recipes trained and evaluated by `measure`
+    (no image sections), `add(row, run_dir, eval_result)` puts the modality's figures in its row, and
+    args.out is rewritten after each recipe. A failed recipe is a row with its error; exit 1 then."""
+    tic, load_start = time.perf_counter(), load_average()
+    rows = []
+    for recipe in args.recipes:
+        print(f"{recipe} ...", file=sys.stderr, flush=True)
+        try:
+            row = measure(recipe, args.workdir, args.n, [], eval_args=[])
+            run_dir = (args.workdir / variant(recipe, [])[2]).resolve()
+            add(row, run_dir, json.loads((run_dir / "eval-benchmark.json").read_text()))
+            rows.append(row)
+        except Exception as e:  # one failed recipe must not hide the others' rows
+            rows.append({"recipe": recipe, "error": f"{type(e).__name__}: {e}"})
+        print(f"  {rows[-1]}", file=sys.stderr, flush=True)
+        write_rows(args.out, rows, run_info(module, argv, tic, load_start, n=args.n), render)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0 if all("error" not in r for r in rows) else 1
+
+
 def write_rows(out: Path, rows: list[dict[str, Any]], info: dict[str, Any], render: Any) -> None:
     """OUT (the rendered table) and OUT.json (the rows and info behind it)."""
     atomic_write_text(out, render(rows, info) + "\n")

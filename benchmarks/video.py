@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from .audio import sampling_speed
-from .recipes import measure, run_info, variant, write_rows
-from .timing import load_average, results_header
+from .recipes import measure_each
+from .timing import results_header
 
 RESULTS = Path(__file__).parent / "results"
 DEFAULT = ["moving-fashion", "moving-fashion-mocogan"]
@@ -111,26 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=Path("runs/bench-video"))
     p.add_argument("--out", type=Path, default=RESULTS / "video.md")
     args = p.parse_args(argv)
-    tic, load_start = time.perf_counter(), load_average()
-    rows = []
-    for recipe in args.recipes:
-        print(f"{recipe} ...", file=sys.stderr, flush=True)
-        try:
-            row = measure(recipe, args.workdir, args.n, [], eval_args=[])
-            run_dir = (args.workdir / variant(recipe, [])[2]).resolve()
-            result = json.loads((run_dir / "eval-benchmark.json").read_text())
-            row["n_real"], row["features"] = result.get("n_real"), result.get("features")
-            row["floor"] = {k: v for s in (result.get("floor") or {}).get("sections", []) for k, v in s["values"].items()}
-            row["clips_per_s"] = sampling_speed(run_dir, n=32, warm_up=4)
-            rows.append(row)
-        except Exception as e:  # one failed recipe must not hide the others' rows
-            rows.append({"recipe": recipe, "error": f"{type(e).__name__}: {e}"})
-        print(f"  {rows[-1]}", file=sys.stderr, flush=True)
-        info = run_info("video", argv, tic, load_start, n=args.n)
-        write_rows(args.out, rows, info, render)
-    print(f"wrote {args.out}", file=sys.stderr)
-    return 0 if all("error" not in r for r in rows) else 1
 
+    def add(row: dict[str, Any], run_dir: Path, result: dict[str, Any]) -> None:
+        row["n_real"], row["features"] = result.get("n_real"), result.get("features")
+        row["floor"] = {k: v for s in (result.get("floor") or {}).get("sections", []) for k, v in s["values"].items()}
+        row["clips_per_s"] = sampling_speed(run_dir, n=32, warm_up=4)
+
+    return measure_each("video", argv, args, render, add)
 
 if __name__ == "__main__":
     raise SystemExit(main())

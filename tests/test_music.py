@@ -172,6 +172,7 @@ def test_a_transformer_learns_music_and_samples_midi_wav_and_piano_rolls(tmp_pat
     assert r.returncode == 0, r.stderr
     facts = json.loads((out / "pieces.json").read_text())
     assert len(facts) == 3 and all(f["key"] == "D major" and f["bars"] <= 3 for f in facts)
+    assert all(f["skipped"] == 0 for f in facts)  # the grammar keeps every token in its place, even after 30 steps
     assert all(f["prompt"] in meta["pieces"]["test"] for f in facts)
     for f in facts:
         pm = pretty_midi.PrettyMIDI(io.BytesIO((out / f"{f['file']}.mid").read_bytes()))
@@ -188,8 +189,28 @@ def test_a_transformer_learns_music_and_samples_midi_wav_and_piano_rolls(tmp_pat
     assert a[0].key == "D major" and b[0].key in ("C major", "A minor")
     if b[0].mode == "major":
         np.testing.assert_array_equal(a[0].pitch[a[0].pitch >= 0], b[0].pitch[b[0].pitch >= 0] + 2)
+    kept = loaded.sample(3, seed=5, bars=2, max_copy_bars=0)
+    assert all(p.facts["copy_bars"] == 0 for p in kept)
     c = loaded.sample(2, seed=5, bars=2, prompt_bars=1)
     np.testing.assert_array_equal(b[1].pitch, c[1].pitch)  # a seed gives the same pieces
+
+    # the service answers WAVs (JSON of data: URLs, which its page plays) and takes the music options
+    pytest.importorskip("httpx")
+    from fastapi.testclient import TestClient
+
+    from aigc.serve import create_app
+
+    with TestClient(create_app({"bach": run})) as client:
+        spec = client.get("/models").json()
+        options = next(m for m in (spec if isinstance(spec, list) else spec["models"]) if m["name"] == "bach")["options"]
+        assert {"bars", "prompt_bars", "key", "temperature", "top_p"} <= set(options)
+        got = client.post("/models/bach/samples", json={"n": 2, "seed": 3, "bars": 2, "key": "G minor", "format": "json"})
+        assert got.status_code == 200, got.text
+        assert all(x.startswith("data:audio/wav;base64,") for x in got.json()["samples"])
+        wav = client.post("/models/bach/samples", json={"n": 2, "seed": 3, "bars": 2, "format": "wav"})
+        assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav" and wav.content[:4] == b"RIFF"
+        bad = client.post("/models/bach/samples", json={"n": 1, "key": "H"})
+        assert bad.status_code == 422 and "not a note name" in bad.json()["error"]
 
     r = run_cli("eval", str(run), "--n", "4")
     assert r.returncode == 0, r.stderr
@@ -243,3 +264,24 @@ def test_fluidsynth_and_the_additive_synth_both_sound_the_notes(chorales):
     peak = np.fft.rfftfreq(4096, 1 / 22_050)[spec.argmax()]
     freqs = 440 * 2 ** ((first[first >= 0] - 69) / 12)
     assert np.min(np.abs(freqs - peak)) < 8, (peak, freqs)
+
+
+def test_a_lying_data_json_is_one_line(tmp_path, midi_folder):
+    run = _train(tmp_path, midi_folder, {"name": "gru", "embed": 8, "hidden": 16}, "liar")
+    meta = json.loads((run / "data.json").read_text())
+    meta["prompts"][0]["ids"][3] = 10_000
+    (run / "data.json").write_text(json.dumps(meta))
+    r = run_cli("sample", str(run), "--n", "1", "--prompt-bars", "1", "--out", str(tmp_path / "y"))
+    assert r.returncode == 2 and "'prompts'" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_copies_of_training_bars_are_found_in_order(chorales):
+    from aigc.score import CopyFinder
+
+    finder = CopyFinder.unpack(CopyFinder.of(chorales[:5]).pack())
+    whole = chorales[2]
+    assert finder.longest(whole) == len(whole.bar_slices())
+    assert finder.longest(whole.cut(3, 6)) >= 3 - 1  # the cut's first bar restarts its held notes
+    assert finder.longest(chorales[7]) <= 1
+    shuffled = chorales[2].cut(0, 1)
+    assert finder.longest(shuffled) >= 1

@@ -148,7 +148,7 @@ def sample_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.no_ema:
         opts["ema"] = False
     for key in ("temperature", "top_k", "top_p", "prompt", "max_len", "sampler", "guidance", "bars", "prompt_bars",
-                "key"):
+                "key", "max_copy_bars"):
         if getattr(args, key) is not None:
             opts[key] = getattr(args, key)
     if args.sample_steps is not None:
@@ -564,6 +564,8 @@ def build_parser() -> Parser:
                    help="music: start each piece from the first N bars of a test piece (piece i: test piece i)")
     s.add_argument("--key", help="music: the key to write in, e.g. D or 'F# minor' (its mode steers the model; "
                                  "default: C major or A minor, as it trained)")
+    s.add_argument("--max-copy-bars", type=int,
+                   help="music: draw again a piece that repeats more than N consecutive bars of a training piece")
     s.add_argument("--drop-copies", "--novel", action="store_true",
                    help="text: leave out samples that occur verbatim in the training lines")
     s.add_argument("--sample-steps", type=int, help="diffusion/flow: sampler steps (default: the recipe's)")

@@ -94,6 +94,32 @@ def check_meta(meta: Any, where: str, error: type[UserError]) -> dict[str, Any]:
         check_int(block, f"{where}: 'block_size'", 1, MAX_LINE_CHARS + 2, error)
     if meta.get("kind") not in (None, "lines", "text"):
         raise bad(f"'kind' is {meta.get('kind')!r}")
+    codec = meta.get("codec")
+    if codec is not None and (not isinstance(codec, str) or not 0 < len(codec) <= 64):
+        raise bad(f"'codec' is {codec!r}")
+    tokens = meta.get("tokens")
+    if tokens is not None and (not isinstance(tokens, list) or len(tokens) > MAX_VOCAB
+                               or not all(isinstance(t, str) and 0 < len(t) <= 32 for t in tokens)):
+        raise bad(f"'tokens' must be at most {MAX_VOCAB:,} short names")
+    meters = meta.get("meters")
+    if meters is not None and (not isinstance(meters, list) or len(meters) > 64
+                               or not all(isinstance(m, str) and len(m) <= 8 for m in meters)):
+        raise bad("'meters' must be a short list of meters such as '4/4'")
+    prompts = meta.get("prompts")
+    if prompts is not None:
+        size = len(tokens or [])
+        if not isinstance(prompts, list) or len(prompts) > MAX_CLASSES or not all(
+                isinstance(p, dict) and isinstance(p.get("name", ""), str) and isinstance(p.get("mode", ""), str)
+                and isinstance(p.get("ids"), list) and len(p["ids"]) <= MAX_LINE_CHARS
+                and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < size for i in p["ids"])
+                for p in prompts):
+            raise bad(f"'prompts' must be at most {MAX_CLASSES:,} pieces of token ids below {size}")
+    bars = meta.get("train_bars")
+    if bars is not None and (not isinstance(bars, dict) or not isinstance(bars.get("hashes"), str)
+                             or not isinstance(bars.get("lengths"), list)
+                             or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in bars["lengths"])
+                             or sum(bars["lengths"]) * 8 > len(bars["hashes"]) * 3 // 4):
+        raise bad("'train_bars' must hold base64 bar hashes and each piece's count of them")
     hashes = meta.get("train_hashes")
     if hashes is not None and not isinstance(hashes, str):
         raise bad("'train_hashes' must be text")

@@ -14,6 +14,8 @@ use for the chorales (soprano to bass at each step), with bar lines and a two-to
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import math
 import shutil
@@ -262,6 +264,55 @@ def decode(ids: list[int], *, tonic: int | None = None, name: str = "") -> Score
 def bar_tokens(meter: str) -> int:
     """Tokens of one full bar: its bar line and four voices a step."""
     return 1 + 4 * steps_per_bar(meter)
+
+
+# ---------------------------------------------------------------- copies
+
+
+def bar_hashes(score: Score) -> list[int]:
+    """One 8-byte hash a bar: its four voices' pitches and note starts (equal bars, equal hashes)."""
+    return [int.from_bytes(hashlib.blake2b(score.pitch[:, a:b].tobytes() + score.onset[:, a:b].tobytes(),
+                                           digest_size=8).digest(), "little") for a, b in score.bar_slices()]
+
+
+class CopyFinder:
+    """The longest run of consecutive bars of a piece found, in the same order, in one training piece."""
+
+    def __init__(self, pieces: list[list[int]]):
+        self.where: dict[int, list[tuple[int, int]]] = {}
+        for p, hashes in enumerate(pieces):
+            for k, h in enumerate(hashes):
+                self.where.setdefault(h, []).append((p, k))
+
+    @classmethod
+    def of(cls, train: list[Score]) -> CopyFinder:
+        return cls([bar_hashes(s) for s in train])
+
+    def pack(self) -> dict[str, Any]:
+        """The training bars as JSON-able facts (kept with a run, so sampling can drop copies)."""
+        by_piece: dict[int, list[tuple[int, int]]] = {}
+        for h, places in self.where.items():
+            for p, k in places:
+                by_piece.setdefault(p, []).append((k, h))
+        pieces = [[h for _, h in sorted(by_piece.get(p, []))] for p in range(max(by_piece, default=-1) + 1)]
+        flat = np.array([h for hs in pieces for h in hs], dtype="<u8")
+        return {"hashes": base64.b64encode(flat.tobytes()).decode("ascii"), "lengths": [len(hs) for hs in pieces]}
+
+    @classmethod
+    def unpack(cls, blob: dict[str, Any]) -> CopyFinder:
+        flat = np.frombuffer(base64.b64decode(blob["hashes"]), dtype="<u8").tolist()
+        pieces, at = [], 0
+        for n in blob["lengths"]:
+            pieces.append(flat[at:at + n])
+            at += n
+        return cls(pieces)
+
+    def longest(self, score: Score) -> int:
+        best, runs = 0, {}
+        for h in bar_hashes(score):
+            runs = {(p, k): runs.get((p, k - 1), 0) + 1 for p, k in self.where.get(h, [])}
+            best = max([best, *runs.values()])
+        return best
 
 
 # ---------------------------------------------------------------- MIDI

@@ -28,6 +28,7 @@ from ..score import (
     METERS,
     PAD_ID,
     TOKENS,
+    CopyFinder,
     Score,
     common_shift,
     encode,
@@ -288,7 +289,7 @@ def music_dataset(cfg: Any) -> Dataset:
         "n_train": counts.get("train", 0), "n_val": counts.get("val", 0), "n_test": counts.get("test", 0),
         "pieces": {k: [s.name for s in v] for k, v in splits.items()},
         "meters": sorted({s.meter for s in splits["train"]}),
-        "prompts": prompts, "skipped": skipped,
+        "prompts": prompts, "skipped": skipped, "train_bars": CopyFinder.of(splits["train"]).pack(),
         "split": {"rule": "pieces with the same notes grouped, groups shuffled (torch.randperm seeded split_seed); "
                           "test, then val, each round(groups * test_fraction)",
                   "seed": cfg.split_seed, "fraction": cfg.test_fraction},

@@ -34,6 +34,7 @@ from ..score import (
     INDEX,
     PAD_ID,
     REST,
+    CopyFinder,
     Score,
     encode,
     find_key,
@@ -174,33 +175,11 @@ def piece_stats(score: Score, reference: np.ndarray, ranges: list[tuple[int, int
     }
 
 
-def bar_key(score: Score, a: int, b: int) -> bytes:
-    return score.pitch[:, a:b].tobytes() + score.onset[:, a:b].tobytes()
-
-
-class CopyFinder:
-    """The longest run of consecutive bars of a piece found, in order, in one training piece."""
-
-    def __init__(self, train: list[Score]):
-        self.where: dict[bytes, list[tuple[int, int]]] = {}
-        for p, s in enumerate(train):
-            for k, (a, b) in enumerate(s.bar_slices()):
-                self.where.setdefault(bar_key(s, a, b), []).append((p, k))
-
-    def longest(self, score: Score) -> int:
-        best, runs = 0, {}
-        for a, b in score.bar_slices():
-            hits = self.where.get(bar_key(score, a, b), [])
-            runs = {(p, k): runs.get((p, k - 1), 0) + 1 for p, k in hits}
-            best = max([best, *runs.values()])
-        return best
-
-
 def stats_table(pieces: list[Score], train: list[Score]) -> dict[str, Any]:
     """Per-piece statistics of `pieces` (lists) against the training pieces' reference."""
     reference, ranges = mean_histogram(train), voice_ranges(train)
     rows = [piece_stats(s, reference, ranges) for s in pieces]
-    finder = CopyFinder(train)
+    finder = CopyFinder.of(train)
     return {"per_piece": {k: [r[k] for r in rows] for k in STATS},
             "copy_bars": [finder.longest(s) for s in pieces]}
 

@@ -22,8 +22,10 @@ from ..score import (
     MODES,
     REST,
     TOKENS,
+    CopyFinder,
     Score,
     bar_tokens,
+    common_shift,
     decode,
     parse_key,
     steps_per_bar,
@@ -32,6 +34,7 @@ from .autoregressive import CharLM, TokenCodec, check_sampling
 from .base import SampleOptions
 
 MAX_BARS = 256
+MAX_ROUNDS = 20  # sampling rounds when drawing again the pieces that copy training bars
 
 
 @dataclass
@@ -42,6 +45,7 @@ class MusicSampleOptions(SampleOptions):
     bars: int = 8                  # each piece's length in bars, the prompt's bars included
     prompt_bars: int = 0           # start from the first bars of a test piece (sample i: test piece i)
     key: str | None = None         # e.g. "D" or "F# minor": its mode steers the model, the piece is moved to it
+    max_copy_bars: int | None = None  # draw again a piece repeating more consecutive bars of one training piece
     cache: bool = True             # reuse past keys/values or hidden states (same tokens, faster)
 
     def check(self) -> None:
@@ -53,6 +57,8 @@ class MusicSampleOptions(SampleOptions):
                               "use fewer prompt bars than bars (0: no prompt)")
         if self.key is not None:
             parse_key(self.key)
+        if self.max_copy_bars is not None and not 0 <= self.max_copy_bars <= MAX_BARS:
+            raise ConfigError(f"max-copy-bars is {self.max_copy_bars}", "use 0 or more bars, e.g. 2")
 
 
 def header_end(ids: list[int]) -> int:
@@ -146,6 +152,7 @@ class MusicCodec(TokenCodec):
             raise ConfigError("this run's music vocabulary is not the one this aigc reads",
                               "sample it with the aigc version that trained it, or train again")
         self.prompts = list(meta.get("prompts") or [])
+        self._copies: CopyFinder | None = None
 
     @property
     def size(self) -> int:
@@ -166,33 +173,57 @@ class MusicCodec(TokenCodec):
         return [(first_bars(list(chosen[i % len(chosen)]["ids"]), prompt_bars), chosen[i % len(chosen)]["name"])
                 for i in range(n)]
 
+    def copies(self) -> CopyFinder:
+        if self._copies is None:
+            blob = self.meta.get("train_bars")
+            if blob is None:
+                raise ConfigError("this run keeps no training bars to compare with",
+                                  "train it again with this aigc to use max-copy-bars")
+            self._copies = CopyFinder.unpack(blob)
+        return self._copies
+
     def sample(self, model: CharLM, n: int, generator: torch.Generator | None = None, *, labels: Any = None,
                temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, bars: int = 8,
-               prompt_bars: int = 0, key: str | None = None, cache: bool = True) -> list[Score]:
-        """n pieces of `bars` bars each (the end token is not drawn: a piece is as long as asked)."""
+               prompt_bars: int = 0, key: str | None = None, max_copy_bars: int | None = None,
+               cache: bool = True) -> list[Score]:
+        """n pieces of `bars` bars each (the end token is not drawn: a piece is as long as asked).
+
+        max_copy_bars: a piece repeating more consecutive bars of one training piece is drawn again (at
+        most MAX_ROUNDS rounds, so fewer than n may come back from a model that mostly copies)."""
         if labels is not None:
             raise ConfigError("music models take no labels", "use --key or --prompt-bars to steer the music")
-        MusicSampleOptions(temperature, top_k, top_p, bars, prompt_bars, key, cache).check()
+        MusicSampleOptions(temperature, top_k, top_p, bars, prompt_bars, key, max_copy_bars, cache).check()
         tonic, mode = parse_key(key) if key is not None else (None, None)
+        finder = self.copies() if max_copy_bars is not None else None
         starts = self.prefixes(n, prompt_bars, mode)
         longest = max(bar_tokens(m) for m in METERS)
         out: list[Score | None] = [None] * n
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, (ids, _) in enumerate(starts):
-            groups.setdefault(tuple(ids), []).append(i)
-        for ids, idx in groups.items():  # samples with the same start are drawn together
-            done = sum(1 for t in ids if t == INDEX[BAR])
-            new = (bars - done) * longest + 8  # at most; a row stops at the bar line after its last bar
-            rows = model.generate(list(ids), len(idx), new, generator=generator, temperature=temperature,
-                                  top_k=top_k, top_p=top_p, cache=cache, banned=[BOS_ID],
-                                  until=(INDEX[BAR], bars - done + 1),
-                                  allowed=Grammar(len(idx), list(self.meta.get("meters") or ["4/4"])))
-            for j, row in zip(idx, rows.tolist(), strict=True):
-                score = decode(row, tonic=tonic, name=f"{j:03d}")
-                bars_made = len(score.bars)
-                score = score.cut(0, bars)
-                score.facts.update(prompt=starts[j][1], prompt_bars=prompt_bars, bars_made=min(bars_made, bars))
-                out[j] = score
+        for _ in range(MAX_ROUNDS if finder is not None else 1):
+            groups: dict[tuple[int, ...], list[int]] = {}
+            for i, (ids, _) in enumerate(starts):
+                if out[i] is None:
+                    groups.setdefault(tuple(ids), []).append(i)
+            for ids, idx in groups.items():  # samples with the same start are drawn together
+                done = sum(1 for t in ids if t == INDEX[BAR])
+                new = (bars - done) * longest + 8  # at most; a row stops at the bar line after its last bar
+                rows = model.generate(list(ids), len(idx), new, generator=generator, temperature=temperature,
+                                      top_k=top_k, top_p=top_p, cache=cache, banned=[BOS_ID],
+                                      until=(INDEX[BAR], bars - done + 1),
+                                      allowed=Grammar(len(idx), list(self.meta.get("meters") or ["4/4"])))
+                for j, row in zip(idx, rows.tolist(), strict=True):
+                    score = decode(row, name=f"{j:03d}")  # in the common key, where the training bars are
+                    made = len(score.bars)
+                    score = score.cut(0, bars)
+                    copied = finder.longest(score) if finder is not None else None
+                    if copied is not None and copied > max_copy_bars:
+                        continue
+                    if tonic is not None:
+                        score = score.transposed(-common_shift(tonic, score.mode))
+                    score.facts.update(prompt=starts[j][1], prompt_bars=prompt_bars, bars_made=min(made, bars),
+                                       **({"copy_bars": copied} if copied is not None else {}))
+                    out[j] = score
+            if all(s is not None for s in out):
+                break
         return [s for s in out if s is not None]
 
 

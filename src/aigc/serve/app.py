@@ -91,6 +91,8 @@ class SampleRequest(BaseModel):
     drop_copies: bool | None = Field(None, description="text: leave out samples found verbatim in training")
     bars: int | None = Field(None, ge=1, le=64, description="music: each piece's length in bars, prompt bars included")
     prompt_bars: int | None = Field(None, ge=0, le=4, description="music: start from the first bars of a test piece")
+    max_copy_bars: int | None = Field(None, ge=0, le=64,
+                                      description="music: draw again pieces repeating more bars of a training piece")
     key: str | None = Field(None, max_length=16, description="music: the key, e.g. D or F# minor (default C major / "
                                                              "A minor)")
 
