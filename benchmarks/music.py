@@ -40,7 +40,8 @@ def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
                        for k, h in STATS) if first else "—"
     out = results_header("Music recipes", info, f"{info['seconds'] / 60:.0f} min") + [
         f"Each recipe trained with `aigc train RECIPE` (its own steps), then `aigc eval RUN --n {info['n']}`. "
-        "Likelihood: every test piece (41 chorales) cut into consecutive windows of whole bars, each token scored "
+        f"Likelihood: every test piece ({(first or {}).get('likelihood', {}).get('pieces', '?')}) cut into "
+        "consecutive windows of whole bars, each token scored "
         "once; nats per token (all tokens after the header), per voice token (the four a sixteenth) and per "
         "sixteenth step (all tokens, bar lines and the end included, over the steps). Statistics: "
         f"{info['n']} sampled pieces of 8 bars (no prompt, C major / A minor) against the test pieces' first 8 "

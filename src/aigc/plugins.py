@@ -1,4 +1,4 @@
-"""The tables of what aigc knows (modalities, model families, data sources, GAN losses), and where
+"""The tables of what aigc knows (modalities, model families, data sources, GAN losses, token codecs), and where
 their entries come from: aigc's own modules and the entry points of installed packages.
 
 A package of your own adds a family, a modality or a data source by naming a module in one of

@@ -40,6 +40,7 @@ TOKENS = SPECIAL + list(MODES) + list(METERS) + [BEGIN, CONT, BAR, HOLD, REST] +
 INDEX = {t: i for i, t in enumerate(TOKENS)}
 PAD_ID, BOS_ID, UNK_ID = 0, 1, 2
 HEADER = 4  # <s> mode meter begin|cont
+PROMPT_BARS = 4  # bars of each test piece's opening kept with a run (sampling's --prompt-bars)
 PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 _SPELLINGS = {"C": 0, "B#": 0, "C#": 1, "DB": 1, "D": 2, "D#": 3, "EB": 3, "E": 4, "FB": 4, "F": 5, "E#": 5,
               "F#": 6, "GB": 6, "G": 7, "G#": 8, "AB": 8, "A": 9, "A#": 10, "BB": 10, "B": 11, "CB": 11}
@@ -300,7 +301,13 @@ class CopyFinder:
 
     @classmethod
     def unpack(cls, blob: dict[str, Any]) -> CopyFinder:
-        flat = np.frombuffer(base64.b64decode(blob["hashes"]), dtype="<u8").tolist()
+        """The inverse of pack; damaged facts are a ValueError."""
+        try:
+            flat = np.frombuffer(base64.b64decode(blob["hashes"], validate=True), dtype="<u8").tolist()
+        except (ValueError, TypeError) as e:  # binascii.Error is a ValueError
+            raise ValueError(f"its training bars do not decode ({e})") from None
+        if sum(blob["lengths"]) != len(flat):
+            raise ValueError("its training bars and their counts disagree")
         pieces, at = [], 0
         for n in blob["lengths"]:
             pieces.append(flat[at:at + n])
@@ -323,7 +330,10 @@ PROGRAM = 19       # General MIDI church organ: four sustained voices, as the ch
 
 def to_midi(score: Score, tempo: float = TEMPO, program: int = PROGRAM) -> Any:
     """A pretty_midi.PrettyMIDI with one instrument per voice (named), the key and the meter."""
-    import pretty_midi
+    try:
+        import pretty_midi
+    except ImportError:
+        raise ConfigError("writing MIDI needs the PyPI package pretty_midi", "pip install 'aigc[music]'") from None
 
     pm = pretty_midi.PrettyMIDI(initial_tempo=tempo)
     sec = 60.0 / tempo / STEPS_PER_QUARTER
@@ -345,21 +355,15 @@ def midi_bytes(score: Score, tempo: float = TEMPO) -> bytes:
 
 def scores_from_pretty(pm: Any, name: str) -> Score:
     """A PrettyMIDI with four melodic instruments -> a score (soprano the highest on average);
-    onsets and ends rounded to the nearest sixteenth of its beat grid. Raises ValueError with the reason."""
+    onsets and ends rounded to the nearest sixteenth note (ticks / (resolution / 4), so tempo changes
+    and any meter count alike). Raises ValueError with the reason."""
     insts = [i for i in pm.instruments if not i.is_drum and i.notes]
     if len(insts) != 4:
         raise ValueError(f"has {len(insts)} melodic parts with notes; four voices (SATB) are needed")
-    beats = np.asarray(pm.get_beats(), dtype=np.float64)
-    if len(beats) < 2:
-        raise ValueError("has no beat grid")
-    # sixteenth grid: four points between beats, continued past the last beat at its pace
-    grid = np.interp(np.arange(len(beats) * 4) / 4, np.arange(len(beats)), beats, right=np.nan)
-    span = beats[-1] - beats[-2]
-    tail = beats[-1] + span * np.arange(1, 4 * 64 + 1) / 4
-    grid = np.concatenate([grid[~np.isnan(grid)], tail])
+    sixteenth = pm.resolution / 4  # MIDI ticks are counted in quarter notes, whatever the meter
 
     def step(t: float) -> int:
-        return int(np.abs(grid - t).argmin())
+        return int(round(pm.time_to_tick(t) / sixteenth))
 
     end = max(step(n.end) for i in insts for n in i.notes)
     insts.sort(key=lambda i: -np.mean([n.pitch for n in i.notes]))
@@ -378,6 +382,8 @@ def scores_from_pretty(pm: Any, name: str) -> Score:
         raise ValueError(f"is in {meter}; the meters known are {', '.join(METERS)}")
     downbeats = [step(t) for t in pm.get_downbeats()]
     bars = sorted({b for b in downbeats if b < end} | {0})
+    if end <= 0 or not (pitch >= 0).any():
+        raise ValueError("has no note a sixteenth long or longer")
     tonic, mode, _ = find_key(pitch_class_weights(pitch))
     return Score(pitch, onset, bars, meter, tonic, mode, name)
 

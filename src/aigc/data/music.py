@@ -27,6 +27,7 @@ from ..score import (
     INDEX,
     METERS,
     PAD_ID,
+    PROMPT_BARS,
     TOKENS,
     CopyFinder,
     Score,
@@ -36,16 +37,15 @@ from ..score import (
 )
 from .base import Dataset, cache_dir, file_stamp, fingerprint
 
-PROMPT_BARS = 4        # bars of each test piece's opening kept with the run (sampling's --prompt-bars)
 MAX_PIECES = 100_000   # MIDI files read from one folder
 MAX_STEPS = 16 * 4096  # sixteenths in one piece (4,096 bars of 4/4)
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: MIDI on the tick grid, pieces named by their path in the folder
 
 
 # ---------------------------------------------------------------- reading pieces
 
 
-def _chorale(path: Path) -> Score | str:
+def read_chorale(path: Path, name: str = "") -> Score | str:
     """One corpus file as a score, or the reason it is left out."""
     from music21 import corpus, meter
 
@@ -88,17 +88,26 @@ def _chorale(path: Path) -> Score | str:
     return Score(pitch, onset, bars, sig, int(k.tonic.pitchClass), mode, Path(path).stem)
 
 
-def _midi(path: Path) -> Score | str:
-    import pretty_midi
+def pretty_midi_module() -> Any:
+    try:
+        import pretty_midi
+    except ImportError:
+        raise DataError("MIDI files need the PyPI package pretty_midi", "pip install 'aigc[music]'") from None
+    return pretty_midi
 
+
+def read_midi(path: Path, name: str) -> Score | str:
+    pretty_midi = pretty_midi_module()
     try:
         pm = pretty_midi.PrettyMIDI(str(path))
     except Exception as e:  # pretty_midi/mido raise many kinds on a damaged file
         return f"not a readable MIDI file ({type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''})"
     try:
-        score = scores_from_pretty(pm, path.stem)
+        score = scores_from_pretty(pm, name)
     except ValueError as e:
         return str(e)
+    except Exception as e:  # a file that parses but holds what pretty_midi cannot time
+        return f"its notes cannot be placed ({type(e).__name__})"
     if score.steps > MAX_STEPS:
         return f"{score.steps} sixteenths long"
     return score
@@ -122,7 +131,8 @@ def midi_paths(arg: str) -> list[Path]:
         raise DataError(f"midi:{arg} is a file", "point it at a folder of .mid files")
     found = []
     for p in sorted(root.rglob("*")):
-        if p.suffix.lower() in (".mid", ".midi") and p.is_file() and not any(s.startswith(".") for s in p.parts):
+        if p.suffix.lower() in (".mid", ".midi") and p.is_file() and \
+                not any(s.startswith(".") for s in p.relative_to(root).parts):
             found.append(p)
             if len(found) > MAX_PIECES:
                 raise DataError(f"midi:{arg} holds more than {MAX_PIECES:,} MIDI files", "use a smaller folder")
@@ -161,8 +171,9 @@ def _load_pieces(path: Path) -> tuple[list[Score], dict[str, str]] | None:
         return None
 
 
-def read_pieces(source: str, paths: list[Path], reader: Any, key: str, echo: Any = None) -> tuple[list[Score], dict[str, str]]:
-    """Every file read once (cached under `key`): the scores and {file: why it was left out}."""
+def read_pieces(source: str, paths: list[Path], names: list[str], reader: Any, key: str, echo: Any = None
+                ) -> tuple[list[Score], dict[str, str]]:
+    """Every file read once (cached under `key`): the scores (named `names`) and {name: why it was left out}."""
     path = cache_dir() / "music" / f"{key}.json"
     got = _load_pieces(path) if path.is_file() else None
     if got is not None:
@@ -170,10 +181,10 @@ def read_pieces(source: str, paths: list[Path], reader: Any, key: str, echo: Any
     if echo:
         echo(f"reading {len(paths)} pieces of {source} (once; cached in {path.parent})")
     scores, skipped = [], {}
-    for p in paths:
-        r = reader(p)
+    for p, name in zip(paths, names, strict=True):
+        r = reader(p, name)
         if isinstance(r, str):
-            skipped[p.name] = r
+            skipped[name] = r
         else:
             scores.append(r)
     try:
@@ -192,16 +203,18 @@ def source_pieces(cfg: Any, echo: Any = None) -> tuple[str, list[Score], dict[st
     if prefix == "chorales":
         if arg:
             raise DataError(f"data source 'chorales:{arg}' takes no path", "write `chorales`, or midi:PATH for your files")
+        paths = chorale_paths()  # first: it says how to install music21 when it is missing
         import music21
 
-        paths = chorale_paths()
         key = fingerprint("chorales", music21.__version__, [p.name for p in paths], CACHE_VERSION)
-        scores, skipped = read_pieces("the Bach chorales", paths, _chorale, key, echo)
+        scores, skipped = read_pieces("the Bach chorales", paths, [p.name for p in paths], read_chorale, key, echo)
         return "chorales", scores, skipped
     if prefix == "midi" and arg:
         paths = midi_paths(arg)
+        root = Path(arg).expanduser()
+        names = [p.relative_to(root).with_suffix("").as_posix() for p in paths]  # unique, unlike stems
         key = fingerprint("midi", [file_stamp(p) for p in paths], CACHE_VERSION)
-        scores, skipped = read_pieces(f"midi:{arg}", paths, _midi, key, echo)
+        scores, skipped = read_pieces(f"midi:{arg}", paths, names, read_midi, key, echo)
         if not scores:
             first = next(iter(skipped.items()))
             raise DataError(f"none of the {len(paths)} MIDI files in {arg} could be used ({first[0]}: {first[1]})",

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from ..score import (
     BAR,
     BOS_ID,
@@ -62,8 +63,9 @@ def chunks(score: Score, width: int) -> list[list[int]]:
                 break
             used += need
             last += 1
-        if last == first:
-            break
+        if last == first:  # one bar wider than a window: never for the chorales at 512 tokens
+            raise ConfigError(f"{score.name}: bar {first + 1} is wider than a window of {width} tokens",
+                              "train with a larger data.block_size")
         out.append(encode(score, first, last))
         first = last
     return out
@@ -250,6 +252,11 @@ def evaluate_music_run(loaded: Any, data: Any, request: Any) -> dict[str, Any]:
     splits = _pieces(loaded.config.data)
     split = request.split if request.split in ("test", "val") else "test"
     held = splits[split]
+    real_cut = [s.cut(0, EVAL_BARS) for s in held if len(s.bar_slices()) >= EVAL_BARS]
+    if not real_cut:
+        raise ConfigError(f"the {split} split holds {len(held)} pieces, none of {EVAL_BARS} bars or more: nothing "
+                          "to measure the samples against", "give the source more pieces (the split takes "
+                          "data.test_fraction of them)")
     n = request.n_or(MUSIC_EVAL_N)
     request.echo(f"likelihood of {len(held)} {split} pieces ...")
     nll = likelihood(loaded.model, held, int(data.meta["block_size"]) + 1)
@@ -257,7 +264,6 @@ def evaluate_music_run(loaded: Any, data: Any, request: Any) -> dict[str, Any]:
     t0 = time.perf_counter()
     samples = loaded.sample(n, seed=request.seed, bars=EVAL_BARS)
     seconds = time.perf_counter() - t0
-    real_cut = [s.cut(0, EVAL_BARS) for s in held if len(s.bar_slices()) >= EVAL_BARS]
     real = stats_table(real_cut, splits["train"])
     summary = summarize(real, stats_table(samples, splits["train"]))
     against = f"{len(real_cut)} {split} pieces (their first {EVAL_BARS} bars)"
@@ -283,7 +289,9 @@ def evaluate_music_real(data: Any, request: Any) -> dict[str, Any]:
     from ..config import DataConfig
 
     source = data.meta.get("source", data.name)
-    splits = _pieces(DataConfig(source=source, block_size=int(data.meta["block_size"])))
+    how = data.meta.get("split") or {}
+    splits = _pieces(DataConfig(source=source, block_size=int(data.meta["block_size"]),
+                                split_seed=int(how.get("seed", 3407)), test_fraction=float(how.get("fraction", 0.1))))
     cut = [s.cut(0, EVAL_BARS) for s in splits["test"] if len(s.bar_slices()) >= EVAL_BARS]
     val = [s.cut(0, EVAL_BARS) for s in splits["val"] if len(s.bar_slices()) >= EVAL_BARS]
     summary = summarize(stats_table(cut, splits["train"]), stats_table(val, splits["train"]))

@@ -20,6 +20,7 @@ from ..score import (
     INDEX,
     METERS,
     MODES,
+    PROMPT_BARS,
     REST,
     TOKENS,
     CopyFinder,
@@ -27,6 +28,7 @@ from ..score import (
     bar_tokens,
     common_shift,
     decode,
+    encode,
     parse_key,
     steps_per_bar,
 )
@@ -55,6 +57,9 @@ class MusicSampleOptions(SampleOptions):
         if not 0 <= self.prompt_bars < self.bars:
             raise ConfigError(f"prompt-bars is {self.prompt_bars} with bars {self.bars}",
                               "use fewer prompt bars than bars (0: no prompt)")
+        if self.prompt_bars > PROMPT_BARS:
+            raise ConfigError(f"prompt-bars is {self.prompt_bars}",
+                              f"a run keeps the first {PROMPT_BARS} bars of each test piece: use 0 to {PROMPT_BARS}")
         if self.key is not None:
             parse_key(self.key)
         if self.max_copy_bars is not None and not 0 <= self.max_copy_bars <= MAX_BARS:
@@ -64,6 +69,29 @@ class MusicSampleOptions(SampleOptions):
 def header_end(ids: list[int]) -> int:
     """Index of the first bar line (the header's length)."""
     return ids.index(INDEX[BAR]) if INDEX[BAR] in ids else len(ids)
+
+
+def cut_at(row: list[int], start: int, token: int, k: int) -> list[int]:
+    """The row before its k-th `token` after position `start` (the whole row when it has fewer)."""
+    seen = 0
+    for i in range(start, len(row)):
+        if row[i] == token:
+            seen += 1
+            if seen == k:
+                return row[:i]
+    return row
+
+
+def recent(row: list[int], most: int) -> list[int]:
+    """A context like the windows the model trained on: the row's newest whole bars within `most`
+    tokens (at least the last bar) under a `cont` header, notes held into them starting again."""
+    score = decode(row)
+    n = len(score.bar_slices())
+    for k in range(n):  # the earliest bar whose tail fits
+        ids = encode(score, k, end=False)
+        if len(ids) <= most:
+            return ids
+    return encode(score, max(0, n - 1), end=False)
 
 
 def first_bars(ids: list[int], bars: int) -> list[int]:
@@ -170,8 +198,9 @@ class MusicCodec(TokenCodec):
         if not chosen:
             raise ConfigError(f"this run keeps no test piece{' in ' + mode if mode else ''} to take a prompt from",
                               "sample without --prompt-bars" + (", or in the other mode" if mode else ""))
-        return [(first_bars(list(chosen[i % len(chosen)]["ids"]), prompt_bars), chosen[i % len(chosen)]["name"])
-                for i in range(n)]
+        # the prompt's bars, then the bar line that opens the first new bar (an upbeat stays as short as it was)
+        return [(first_bars(list(chosen[i % len(chosen)]["ids"]), prompt_bars) + [INDEX[BAR]],
+                 chosen[i % len(chosen)]["name"]) for i in range(n)]
 
     def copies(self) -> CopyFinder:
         if self._copies is None:
@@ -179,8 +208,40 @@ class MusicCodec(TokenCodec):
             if blob is None:
                 raise ConfigError("this run keeps no training bars to compare with",
                                   "train it again with this aigc to use max-copy-bars")
-            self._copies = CopyFinder.unpack(blob)
+            try:
+                self._copies = CopyFinder.unpack(blob)
+            except (ValueError, KeyError, TypeError) as e:
+                raise ConfigError(f"this run's data.json is damaged: {e}", "restore it from the run") from None
         return self._copies
+
+    def _draw(self, model: CharLM, prefix: list[int], n: int, bars: int, generator: torch.Generator | None,
+              **pick: Any) -> list[list[int]]:
+        """n rows continuing `prefix` until each holds `bars` bars (cut before the bar line after the last).
+
+        A model with a bounded context (a Transformer) draws as many bars as fit; each row then goes
+        on alone from a context it was trained on: the header with `cont` and its newest whole bars."""
+        bar = INDEX[BAR]
+        opened = prefix.count(bar)
+        longest = max(bar_tokens(m) for m in (self.meta.get("meters") or ["4/4"]) if m in METERS)
+        room = None if model.max_context is None else (model.max_context - len(prefix) - 8) // longest
+        first = bars - opened + 1 if room is None else max(1 if opened else 2, min(bars - opened + 1, room))
+        rows = model.generate(list(prefix), n, first * longest + 8, generator=generator, banned=[BOS_ID],
+                              until=(bar, first), allowed=self.grammar(n), **pick)
+        out = [cut_at(row, len(prefix), bar, first) for row in rows.tolist()]
+        for r, row in enumerate(out):
+            while row.count(bar) < bars and model.max_context is not None:
+                context = recent(row, model.max_context // 2)
+                more = max(1, min(bars - row.count(bar), (model.max_context - len(context) - 8) // longest))
+                got = model.generate(context + [bar], 1, more * longest + 8, generator=generator, banned=[BOS_ID],
+                                     until=(bar, more), allowed=self.grammar(1), **pick)
+                row = row + [bar] + cut_at(got[0].tolist(), len(context) + 1, bar, more)[len(context) + 1:]
+                if got.shape[1] == len(context) + 1:
+                    break  # nothing came (cannot happen with the grammar; never loop forever)
+            out[r] = row
+        return out
+
+    def grammar(self, n: int) -> Grammar:
+        return Grammar(n, list(self.meta.get("meters") or ["4/4"]))
 
     def sample(self, model: CharLM, n: int, generator: torch.Generator | None = None, *, labels: Any = None,
                temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, bars: int = 8,
@@ -196,25 +257,20 @@ class MusicCodec(TokenCodec):
         tonic, mode = parse_key(key) if key is not None else (None, None)
         finder = self.copies() if max_copy_bars is not None else None
         starts = self.prefixes(n, prompt_bars, mode)
-        longest = max(bar_tokens(m) for m in METERS)
         out: list[Score | None] = [None] * n
+        pick = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "cache": cache}
         for _ in range(MAX_ROUNDS if finder is not None else 1):
             groups: dict[tuple[int, ...], list[int]] = {}
             for i, (ids, _) in enumerate(starts):
                 if out[i] is None:
                     groups.setdefault(tuple(ids), []).append(i)
             for ids, idx in groups.items():  # samples with the same start are drawn together
-                done = sum(1 for t in ids if t == INDEX[BAR])
-                new = (bars - done) * longest + 8  # at most; a row stops at the bar line after its last bar
-                rows = model.generate(list(ids), len(idx), new, generator=generator, temperature=temperature,
-                                      top_k=top_k, top_p=top_p, cache=cache, banned=[BOS_ID],
-                                      until=(INDEX[BAR], bars - done + 1),
-                                      allowed=Grammar(len(idx), list(self.meta.get("meters") or ["4/4"])))
-                for j, row in zip(idx, rows.tolist(), strict=True):
+                rows = self._draw(model, list(ids), len(idx), bars, generator, **pick)
+                for j, row in zip(idx, rows, strict=True):
                     score = decode(row, name=f"{j:03d}")  # in the common key, where the training bars are
                     made = len(score.bars)
                     score = score.cut(0, bars)
-                    copied = finder.longest(score) if finder is not None else None
+                    copied = finder.longest(score.cut(prompt_bars, bars)) if finder is not None else None
                     if copied is not None and copied > max_copy_bars:
                         continue
                     if tonic is not None:
