@@ -34,7 +34,7 @@ FIRST = ["bwv1.6.mxl", "bwv10.7.mxl", "bwv101.7.mxl", "bwv102.7.mxl", "bwv103.6.
 @pytest.fixture(scope="module")
 def chorales():
     """A dozen chorales of music21's corpus, parsed as the `chorales` source parses them."""
-    from aigc.data.music import read_chorale, chorale_paths
+    from aigc.data.music import chorale_paths, read_chorale
 
     by_name = {p.name: p for p in chorale_paths()}
     got = [read_chorale(by_name[n]) for n in FIRST if n in by_name]

@@ -551,9 +551,9 @@ def build_parser() -> Parser:
     s.add_argument("--checkpoint", default="latest", help="latest, best, or a name like step-00001000")
     s.add_argument("--device", default="cpu", help=DEVICE_HELP)
     s.add_argument("--no-ema", action="store_true", help="sample the raw generator instead of its EMA")
-    s.add_argument("--temperature", type=float, help="text: sharpen (<1) or flatten (>1) the choices; 0 is greedy")
-    s.add_argument("--top-k", type=int, help="text: choose only among the k likeliest characters")
-    s.add_argument("--top-p", type=float, help="text: choose only among the likeliest characters holding this mass")
+    s.add_argument("--temperature", type=float, help="text, music: sharpen (<1) or flatten (>1) the choices; 0 is greedy")
+    s.add_argument("--top-k", type=int, help="text, music: choose only among the k likeliest tokens")
+    s.add_argument("--top-p", type=float, help="text, music: choose only among the likeliest tokens holding this mass")
     s.add_argument("--prompt", help="text models: a prefix: every sample starts with this text and continues it. "
                                      "Conditional image/audio/video models: free words matched to the model's "
                                      "classes (scores shown; below a threshold it says what the model makes); "

@@ -81,9 +81,9 @@ class SampleRequest(BaseModel):
     sampler: str | None = Field(None, max_length=32, description="diffusion: ddim, dpm++2m; flow: euler, heun, midpoint")
     guidance: float | None = Field(None, ge=0, le=MAX_GUIDANCE,
                                    description="conditional diffusion/flow: classifier-free guidance weight")
-    temperature: float | None = Field(None, ge=0, le=MAX_TEMPERATURE, description="text: 0 greedy, <1 sharper")
-    top_k: int | None = Field(None, ge=1, le=100_000, description="text: only the k likeliest tokens")
-    top_p: float | None = Field(None, gt=0, le=1, description="text: only the likeliest tokens holding this mass")
+    temperature: float | None = Field(None, ge=0, le=MAX_TEMPERATURE, description="text, music: 0 greedy, <1 sharper")
+    top_k: int | None = Field(None, ge=1, le=100_000, description="text, music: only the k likeliest tokens")
+    top_p: float | None = Field(None, gt=0, le=1, description="text, music: only the likeliest tokens holding this mass")
     prompt: str | None = Field(None, max_length=MAX_PROMPT,
                                description="text: every sample starts with this; conditional models: free words "
                                            "matched to the classes ('a + b' mixes them), the match in prompt_match")
