@@ -222,7 +222,8 @@ class MusicCodec(TokenCodec):
         on alone from a context it was trained on: the header with `cont` and its newest whole bars."""
         bar = INDEX[BAR]
         opened = prefix.count(bar)
-        longest = max(bar_tokens(m) for m in (self.meta.get("meters") or ["4/4"]) if m in METERS)
+        meters = set(self.meta.get("meters") or []) | {TOKENS[t] for t in prefix[2:3]}  # a prompt's own meter too
+        longest = max((bar_tokens(m) for m in meters if m in METERS), default=bar_tokens("4/4"))
         room = None if model.max_context is None else (model.max_context - len(prefix) - 8) // longest
         first = bars - opened + 1 if room is None else max(1 if opened else 2, min(bars - opened + 1, room))
         rows = model.generate(list(prefix), n, first * longest + 8, generator=generator, banned=[BOS_ID],
