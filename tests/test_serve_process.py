@@ -252,3 +252,54 @@ def test_the_page_plays_video_clips_and_downloads_them_as_one_gif(browser, tmp_p
         page.close()
     finally:
         assert s.stop() == 0
+
+
+def test_the_page_plays_music_and_downloads_it_as_one_wav(browser, tmp_path):
+    """A music run served as a user serves it: the page plays each piece in an audio element."""
+    pytest.importorskip("music21")
+    pytest.importorskip("pretty_midi")
+    from aigc.config import load_config
+    from aigc.data.music import chorale_paths, read_chorale
+    from aigc.score import Score, midi_bytes
+    from aigc.train import train
+
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    for path in chorale_paths()[:8]:
+        score = read_chorale(path)
+        if isinstance(score, Score):
+            (folder / f"{score.name}.mid").write_bytes(midi_bytes(score))
+    cfg = load_config({"name": "bach", "seed": 0, "data": {"source": f"midi:{folder}", "block_size": 300},
+                     "model": {"name": "gru", "embed": 8, "hidden": 16},
+                     "train": {"steps": 10, "batch_size": 8, "log_every": 5, "sample_every": 0, "ckpt_every": 10,
+                               "progress": False, "threads": 1}})
+    train(cfg, tmp_path / "bach", echo=lambda m: None)
+    s = ServeProcess(str(tmp_path / "bach"), "--time-limit", "600")
+    try:
+        page = browser.new_page(viewport={"width": 1200, "height": 820})
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.goto(s.url)
+        page.wait_for_selector("#model option[value=bach]", state="attached")
+        page.fill("#n", "2")
+        page.fill("#opt-bars", "2")
+        page.fill("#opt-key", "G minor")
+        page.click("#generate")
+        page.wait_for_selector("#results audio.sample")
+        sounds = page.locator("#results audio.sample")
+        assert sounds.count() == 2
+        assert all(sounds.nth(i).get_attribute("src").startswith("data:audio/wav;base64,") for i in range(2))
+        # the browser decoded each WAV: two bars at 84 beats a minute last about 5.7 s, plus the tail
+        seconds = [sounds.nth(i).evaluate("a => new Promise(r => a.readyState >= 1 ? r(a.duration) : "
+                                          "a.addEventListener('loadedmetadata', () => r(a.duration)))")
+                   for i in range(2)]
+        assert all(2.0 < d < 20.0 for d in seconds), seconds
+        with page.expect_download() as dl:
+            page.click("#download")
+        saved = tmp_path / "pieces.wav"
+        dl.value.save_as(saved)
+        assert dl.value.suggested_filename.endswith(".wav") and saved.read_bytes()[:4] == b"RIFF"
+        assert problems == []
+        page.close()
+    finally:
+        assert s.stop() == 0
