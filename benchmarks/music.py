@@ -102,12 +102,11 @@ def without_copies(run_dir: Path, n: int, most: int = COPY_BARS) -> dict[str, An
     statistics against the same test pieces, and the time the redraws cost."""
     import aigc
     from aigc.data.music import music_splits
-    from aigc.metrics.music import EVAL_BARS, stats_table, summarize
+    from aigc.metrics.music import EVAL_BARS, openings, stats_table, summarize
 
     loaded = aigc.load(run_dir)
     _, splits, _ = music_splits(loaded.config.data)
-    real = stats_table([s.cut(0, EVAL_BARS) for s in splits["test"] if len(s.bar_slices()) >= EVAL_BARS],
-                       splits["train"])
+    real = stats_table(openings(splits["test"]), splits["train"])
     tic = time.perf_counter()
     pieces = loaded.sample(n, seed=0, bars=EVAL_BARS, max_copy_bars=most)
     seconds = time.perf_counter() - tic

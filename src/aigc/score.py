@@ -38,6 +38,7 @@ SPECIAL = ["<pad>", "<s>", "<unk>"]  # the same ids as aigc.vocab: pad 0, start/
 HOLD, REST, BAR, BEGIN, CONT = "_", "r", "|", "begin", "cont"
 TOKENS = SPECIAL + list(MODES) + list(METERS) + [BEGIN, CONT, BAR, HOLD, REST] + [f"p{p}" for p in range(LOW, HIGH + 1)]
 INDEX = {t: i for i, t in enumerate(TOKENS)}
+VOICE_IDS = [INDEX[HOLD], INDEX[REST]] + [INDEX[f"p{p}"] for p in range(LOW, HIGH + 1)]  # a voice's token at a step
 PAD_ID, BOS_ID, UNK_ID = 0, 1, 2
 HEADER = 4  # <s> mode meter begin|cont
 PROMPT_BARS = 4  # bars of each test piece's opening kept with a run (sampling's --prompt-bars)

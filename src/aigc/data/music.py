@@ -228,7 +228,7 @@ def source_pieces(cfg: Any, echo: Any = None) -> tuple[str, list[Score], dict[st
 
 def body_hash(score: Score) -> str:
     """A piece's notes in the common key (its name, key and bar lines aside): equal notes, equal hash."""
-    s = score.transposed(common_shift(score.tonic, score.mode))
+    s = in_common_key(score)
     return hashlib.sha256(s.pitch.tobytes() + s.onset.tobytes()).hexdigest()[:16]
 
 
@@ -251,18 +251,26 @@ def in_common_key(score: Score) -> Score:
     return score.transposed(common_shift(score.tonic, score.mode))
 
 
+def bars_that_fit(slices: list[tuple[int, int]], first: int, width: int) -> int:
+    """The end (exclusive) of the most whole bars from bar `first` whose tokens fit in `width` with the
+    header and, after a piece's last bar, its end token; `first` itself when not one bar fits."""
+    last, used = first, HEADER
+    while last < len(slices):
+        used += 1 + 4 * (slices[last][1] - slices[last][0])
+        if used + (last + 1 == len(slices)) > width:
+            break
+        last += 1
+    return last
+
+
 def windows(score: Score, width: int) -> list[list[int]]:
     """Rows of at most `width` tokens: one starting at each bar, as many whole bars as fit."""
     slices = score.bar_slices()
     rows = []
     for first in range(len(slices)):
-        last, used = first, HEADER
-        while last < len(slices) and used + 1 + 4 * (slices[last][1] - slices[last][0]) + (last + 1 == len(slices)) <= width:
-            used += 1 + 4 * (slices[last][1] - slices[last][0])
-            last += 1
-        if last == first:
-            continue  # one bar longer than a row: never happens for data.block_size >= 4 bars of 12/8
-        rows.append(encode(score, first, last))
+        last = bars_that_fit(slices, first, width)
+        if last > first:  # a bar longer than a row is never trained on (the source says so when none fits)
+            rows.append(encode(score, first, last))
     return rows
 
 
@@ -326,4 +334,4 @@ def midi_source(cfg: Any, arg: str | None) -> Dataset:
 
 
 __all__ = ["BAR", "BOS_ID", "HOLD", "INDEX", "music_dataset", "music_splits", "source_pieces", "split_pieces",
-           "windows"]
+           "bars_that_fit", "windows"]

@@ -26,15 +26,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data.music import bars_that_fit
 from ..errors import ConfigError
 from ..score import (
     BAR,
     BOS_ID,
     HEADER,
-    HOLD,
     INDEX,
     PAD_ID,
-    REST,
+    VOICE_IDS,
     CopyFinder,
     Score,
     encode,
@@ -56,13 +56,7 @@ def chunks(score: Score, width: int) -> list[list[int]]:
     slices = score.bar_slices()
     out, first = [], 0
     while first < len(slices):
-        last, used = first, HEADER
-        while last < len(slices):
-            need = 1 + 4 * (slices[last][1] - slices[last][0]) + (last + 1 == len(slices))
-            if used + need > width:
-                break
-            used += need
-            last += 1
+        last = bars_that_fit(slices, first, width)
         if last == first:  # one bar wider than a window: never for the chorales at 512 tokens
             raise ConfigError(f"{score.name}: bar {first + 1} is wider than a window of {width} tokens",
                               "train with a larger data.block_size")
@@ -77,7 +71,7 @@ def likelihood(model: Any, pieces: list[Score], width: int, batch: int = 16) -> 
     rows = [r for s in pieces for r in chunks(s, width)]
     total = {"all": 0.0, "voice": 0.0, "bar": 0.0, "end": 0.0}
     count = {"all": 0, "voice": 0, "bar": 0, "end": 0}
-    voice_ids = torch.tensor([INDEX[HOLD], INDEX[REST]] + [i for t, i in INDEX.items() if t.startswith("p") and t[1:].isdigit()])
+    voice_ids = torch.tensor(VOICE_IDS)
     was = model.training
     model.eval()
     for i in range(0, len(rows), batch):
@@ -111,6 +105,11 @@ def likelihood(model: Any, pieces: list[Score], width: int, batch: int = 16) -> 
 
 
 # ---------------------------------------------------------------- statistics
+
+
+def openings(pieces: list[Score], bars: int = EVAL_BARS) -> list[Score]:
+    """The first `bars` bars of each piece that has as many: the real side of the statistics."""
+    return [s.cut(0, bars) for s in pieces if len(s.bar_slices()) >= bars]
 
 
 def voice_ranges(pieces: list[Score]) -> list[tuple[int, int]]:
@@ -252,7 +251,7 @@ def evaluate_music_run(loaded: Any, data: Any, request: Any) -> dict[str, Any]:
     splits = _pieces(loaded.config.data)
     split = request.split if request.split in ("test", "val") else "test"
     held = splits[split]
-    real_cut = [s.cut(0, EVAL_BARS) for s in held if len(s.bar_slices()) >= EVAL_BARS]
+    real_cut = openings(held)
     if not real_cut:
         raise ConfigError(f"the {split} split holds {len(held)} pieces, none of {EVAL_BARS} bars or more: nothing "
                           "to measure the samples against", "give the source more pieces (the split takes "
@@ -277,7 +276,7 @@ def evaluate_music_run(loaded: Any, data: Any, request: Any) -> dict[str, Any]:
     }
     if request.floor:
         other = "val" if split == "test" else "test"
-        val = [s.cut(0, EVAL_BARS) for s in splits[other] if len(s.bar_slices()) >= EVAL_BARS]
+        val = openings(splits[other])
         floor = summarize(real, stats_table(val, splits["train"]))
         result["floor"] = {"kind": "real", "n": len(val), "data": result["data"], "statistics": floor,
                            "sections": _sections(None, floor, len(val), against)}
@@ -292,8 +291,7 @@ def evaluate_music_real(data: Any, request: Any) -> dict[str, Any]:
     how = data.meta.get("split") or {}
     splits = _pieces(DataConfig(source=source, block_size=int(data.meta["block_size"]),
                                 split_seed=int(how.get("seed", 3407)), test_fraction=float(how.get("fraction", 0.1))))
-    cut = [s.cut(0, EVAL_BARS) for s in splits["test"] if len(s.bar_slices()) >= EVAL_BARS]
-    val = [s.cut(0, EVAL_BARS) for s in splits["val"] if len(s.bar_slices()) >= EVAL_BARS]
+    cut, val = openings(splits["test"]), openings(splits["val"])
     summary = summarize(stats_table(cut, splits["train"]), stats_table(val, splits["train"]))
     against = f"{len(cut)} test pieces (their first {EVAL_BARS} bars)"
     return {"kind": "real", "modality": "music", "data": source, "n": len(val), "bars": EVAL_BARS,

@@ -4,6 +4,7 @@ SoundFont where Debian's packages are installed, else aigc's additive synthesize
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +67,9 @@ class MusicModality(Modality):
             data, how = wav_of(s)
             atomic_write(folder / f"{stem}.wav", lambda p, d=data: p.write_bytes(d))
             facts.append({"file": stem, "key": s.key, "meter": s.meter, "bars": len(s.bars),
-                          "sixteenths": s.steps, "audio": how, **{k: v for k, v in s.facts.items()}})
+                          "sixteenths": s.steps, "audio": how, **s.facts})
         if samples:
             atomic_write(folder / "pianorolls.png", lambda p: rolls_grid(samples).save(p, "PNG"))
-        import json
-
         atomic_write_text(folder / "pieces.json", json.dumps(facts, indent=1))
         return folder
 

@@ -16,13 +16,12 @@ from ..score import (
     BAR,
     BEGIN,
     BOS_ID,
-    HOLD,
     INDEX,
     METERS,
     MODES,
     PROMPT_BARS,
-    REST,
     TOKENS,
+    VOICE_IDS,
     CopyFinder,
     Score,
     bar_tokens,
@@ -121,7 +120,7 @@ class Grammar:
             m[ids] = True
             return m
 
-        voice = [i for t, i in INDEX.items() if t in (HOLD, REST) or (t.startswith("p") and t[1:].isdigit())]
+        voice = list(VOICE_IDS)
         self.masks = {"mode": mask([INDEX[m] for m in MODES]),
                       "meter": mask([INDEX[m] for m in meters if m in INDEX] or [INDEX["4/4"]]),
                       "begin": mask([INDEX[BEGIN]]), "bar": mask([INDEX[BAR]]), "voice": mask(voice),

@@ -214,8 +214,9 @@ class Trainer:
         for warning in self.data.meta.get("warnings") or []:  # what the source found (cut samples...)
             echo(f"warning: {warning}")
         family = MODELS.get(str(cfg.model["name"]))  # asked before building: a family fits only its own data
-        if family.makes(self.data.meta) != self.data.modality:
-            raise ConfigError(f"model {cfg.model['name']} makes {family.makes(self.data.meta)} but {cfg.data.source} "
+        makes = family.makes(self.data.meta)
+        if makes != self.data.modality:
+            raise ConfigError(f"model {cfg.model['name']} makes {makes} but {cfg.data.source} "
                               f"holds {self.data.modality}", "pick a model for this kind of data")
         self.model = build_model(cfg.model, self.data.meta)
         self.modality = MODALITIES.get(self.model.modality)
