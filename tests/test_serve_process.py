@@ -215,6 +215,24 @@ def test_the_page_asks_for_the_token_when_the_server_needs_one(runs, browser):
 
 
 
+def open_page(browser, url: str, model: str):
+    """The page at `url` with `model` listed, and the console errors it logs from then on."""
+    page = browser.new_page(viewport={"width": 1200, "height": 820})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.goto(url)
+    page.wait_for_selector(f"#model option[value={model}]", state="attached")
+    return page, problems
+
+
+def download(page, to: Path):
+    """Click Download and save the file to `to`; returns the name the page suggested."""
+    with page.expect_download() as dl:
+        page.click("#download")
+    dl.value.save_as(to)
+    return dl.value.suggested_filename
+
+
 def test_the_page_plays_video_clips_and_downloads_them_as_one_gif(browser, tmp_path):
     """A video run served as a user serves it: the page shows each clip as an animated GIF."""
     from PIL import Image
@@ -227,11 +245,7 @@ def test_the_page_plays_video_clips_and_downloads_them_as_one_gif(browser, tmp_p
     train(load_config(TINY), tmp_path / "clips", echo=lambda m: None)
     s = ServeProcess(str(tmp_path / "clips"), "--time-limit", "600")
     try:
-        page = browser.new_page(viewport={"width": 1200, "height": 820})
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.goto(s.url)
-        page.wait_for_selector("#model option[value=clips]", state="attached")
+        page, problems = open_page(browser, s.url, "clips")
         page.fill("#n", "3")
         page.select_option("#opt-label", "4")
         page.click("#generate")
@@ -241,11 +255,8 @@ def test_the_page_plays_video_clips_and_downloads_them_as_one_gif(browser, tmp_p
         assert all(imgs.nth(i).get_attribute("src").startswith("data:image/gif;base64,") for i in range(3))
         # the browser decoded each GIF (a broken image has natural width 0)
         assert page.eval_on_selector_all("#results img.sample", "els => els.map(e => e.naturalWidth)") == [96] * 3
-        with page.expect_download() as dl:
-            page.click("#download")
         saved = tmp_path / "clips.gif"
-        dl.value.save_as(saved)
-        assert dl.value.suggested_filename.endswith(".gif")
+        assert download(page, saved).endswith(".gif")
         with Image.open(saved) as g:
             assert g.is_animated and g.n_frames == 4  # the three clips side by side, playing together
         assert problems == []
@@ -276,11 +287,7 @@ def test_the_page_plays_music_and_downloads_it_as_one_wav(browser, tmp_path):
     train(cfg, tmp_path / "bach", echo=lambda m: None)
     s = ServeProcess(str(tmp_path / "bach"), "--time-limit", "600")
     try:
-        page = browser.new_page(viewport={"width": 1200, "height": 820})
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.goto(s.url)
-        page.wait_for_selector("#model option[value=bach]", state="attached")
+        page, problems = open_page(browser, s.url, "bach")
         page.fill("#n", "2")
         page.fill("#opt-bars", "2")
         page.fill("#opt-key", "G minor")
@@ -294,11 +301,8 @@ def test_the_page_plays_music_and_downloads_it_as_one_wav(browser, tmp_path):
                                           "a.addEventListener('loadedmetadata', () => r(a.duration)))")
                    for i in range(2)]
         assert all(2.0 < d < 20.0 for d in seconds), seconds
-        with page.expect_download() as dl:
-            page.click("#download")
         saved = tmp_path / "pieces.wav"
-        dl.value.save_as(saved)
-        assert dl.value.suggested_filename.endswith(".wav") and saved.read_bytes()[:4] == b"RIFF"
+        assert download(page, saved).endswith(".wav") and saved.read_bytes()[:4] == b"RIFF"
         assert problems == []
         page.close()
     finally:
